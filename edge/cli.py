@@ -1,0 +1,176 @@
+"""The ``edge`` command. The only place that prints, and the only place that exits.
+
+Every ``EdgeError`` becomes one line (and a hint) on stderr and its exit code
+(see ``edge.errors``); anything else is an internal error, exit 70. ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from edge import __version__, catalog, render
+from edge.errors import EdgeError, UsageError
+
+INTERNAL_ERROR = 70
+out = Console()
+err = Console(stderr=True)
+
+
+class _Main(click.Group):
+    """Maps errors to messages and exit codes, in one place."""
+
+    def invoke(self, ctx: click.Context):
+        debug = ctx.params.get("debug") or "--debug" in sys.argv
+        try:
+            return super().invoke(ctx)
+        except EdgeError as exc:
+            if debug:
+                raise
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            if exc.hint:
+                err.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+            err.print("[dim]hint:[/] run again with --debug for the traceback, and report it", highlight=False)
+            ctx.exit(INTERNAL_ERROR)
+
+
+@click.group(cls=_Main)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(__version__, prog_name="edge")
+def main(debug: bool) -> None:
+    """Put small models on small devices: export, validate, inspect."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.group()
+def targets() -> None:
+    """Device classes edge knows (data files in edge/targets)."""
+
+
+@targets.command("list")
+def targets_list() -> None:
+    """List every target."""
+    out.print(render.targets_table([catalog.load_target(n) for n in catalog.target_names()]))
+
+
+@targets.command("show")
+@click.argument("name")
+def targets_show(name: str) -> None:
+    """Show a target and its resolved profile."""
+    target = catalog.load_target(name)
+    out.print(render.target_detail(target, catalog.profile_for(target)))
+
+
+@main.command()
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"),
+              help="Read /proc and /sys below this folder (a recorded tree).")
+@click.option("--json", "as_json", is_flag=True, help="Print the detection as JSON.")
+def detect(root: Path, as_json: bool) -> None:
+    """Say which target this machine is, and why."""
+    from edge.detect import detect as run_detect
+
+    found = run_detect(root)
+    if as_json:
+        facts = found.facts
+        out.print_json(json.dumps({
+            "target": found.target, "exact": found.exact, "reasons": found.reasons, "note": found.note,
+            "arch": facts.arch, "board": facts.board, "cpu_model": facts.cpu_model, "cores": len(facts.cores),
+            "heterogeneous": facts.heterogeneous, "memory_mb": facts.memory_mb,
+        }))
+    else:
+        out.print(render.detection(found))
+
+
+@main.command()
+@click.argument("source")
+@click.option("-t", "--target", "target_name", required=True, help="Target name, or 'auto' to detect this machine.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
+@click.option("--profile", "profile_name", help="Profile name or .toml file (default: the target's own).")
+@click.option("--input", "inputs", multiple=True, metavar="SPEC", help="Input signature: name:dtype[dims][:low..high]. Repeat per input.")
+@click.option("--output-name", "outputs", multiple=True, metavar="NAME", help="Name an output. Repeat per output.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Size of a dynamic axis for validation, e.g. sequence=128.")
+@click.option("--task", help="Transformers task (default: from the config's architectures).")
+@click.option("--sample-inputs", type=click.Path(path_type=Path), help=".npz with one array per input, used for validation.")
+@click.option("--strict/--no-strict", default=True, help="Fail when validation misses the tolerance (default), or keep the bundle.")
+@click.option("--simplify/--no-simplify", default=True, help="Simplify the graph with onnxslim where outputs stay equal.")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+def export(source, target_name, output, profile_name, inputs, outputs, dims, task, sample_inputs, strict, simplify, force) -> None:
+    """Export SOURCE (a .onnx file, a transformers folder, or file.py:factory) into a validated bundle."""
+    from edge.export import ExportOptions, export as run_export
+
+    target = _resolve_target(target_name)
+    profile = catalog.load_profile(profile_name) if profile_name else catalog.profile_for(target)
+    options = ExportOptions(
+        output=output, inputs=inputs, outputs=outputs, dims=_parse_dims(dims), task=task,
+        sample_inputs=sample_inputs, strict=strict, force=force, simplify=simplify,
+    )
+    started = time.perf_counter()
+    with err.status("starting") as status:
+        options = _with_progress(options, status, started)
+        manifest = run_export(source, target, profile, options)
+    err.print(f"[green]done[/] in {time.perf_counter() - started:.1f} s", highlight=False)
+    out.print(render.manifest(manifest, str(output)))
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def inspect(bundle: Path, as_json: bool) -> None:
+    """Print what a bundle holds and how it was validated."""
+    from edge.bundle import read_manifest
+
+    manifest = read_manifest(bundle)
+    if as_json:
+        out.print_json(json.dumps(manifest.to_json()))
+    else:
+        out.print(render.manifest(manifest, str(bundle)))
+
+
+def _resolve_target(name: str) -> catalog.Target:
+    if name != "auto":
+        return catalog.load_target(name)
+    from edge.detect import detect as run_detect
+
+    found = run_detect("/")
+    err.print(f"target: [bold]{found.target}[/] (detected: {'; '.join(found.reasons)})", highlight=False)
+    if found.note:
+        err.print(f"[yellow]note:[/] {found.note}", highlight=False)
+    return catalog.load_target(found.target)
+
+
+def _parse_dims(items: tuple[str, ...]) -> dict[str, int]:
+    dims = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit() or int(value) < 1:
+            raise UsageError(f"bad --dim '{item}'", hint="write NAME=N with N >= 1, e.g. --dim sequence=128")
+        dims[name] = int(value)
+    return dims
+
+
+def _with_progress(options, status, started: float):
+    from dataclasses import replace
+
+    def step(message: str) -> None:
+        err.print(f"[dim]{time.perf_counter() - started:6.1f} s[/] {message}", highlight=False)
+        status.update(message)
+
+    return replace(options, on_progress=step)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Every error a user can cause, as one tree of types.
+
+The library raises these and never prints or exits; the CLI (``edge.cli``) is the one
+place that maps them to a message, a hint and an exit code::
+
+    EdgeError                      exit 1   anything the user can fix that has no finer type
+    ├── UsageError                 exit 2   malformed argument: bad spec, bad shape syntax
+    ├── InputNotFoundError         exit 3   a file or folder that is not there
+    ├── InvalidModelError          exit 4   truncated/corrupt model, missing external data,
+    │                                       a folder that is not a transformers model
+    ├── ConfigError                exit 5   a target/profile file that breaks the schema
+    │   └── UnknownTargetError     exit 5   a target or profile name that does not exist
+    ├── ExportError                exit 6   the exporter failed (a user factory raised, ...)
+    │   └── UnsupportedOpError     exit 6   an op or module the exporter cannot convert
+    ├── ValidationError            exit 7   an artifact's outputs are beyond the tolerance
+    ├── OutputExistsError          exit 8   the output folder exists and --force was not given
+    └── MissingDependencyError     exit 9   an optional extra is not installed
+
+Lower-level errors (onnx, onnxruntime, torch.onnx, subprocess) are translated into these
+where they are called, with ``raise ... from exc`` so ``--debug`` still shows the cause.
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error ``edge`` raises on purpose; ``hint`` says what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(EdgeError):
+    exit_code = 2
+
+
+class InputNotFoundError(EdgeError):
+    exit_code = 3
+
+
+class InvalidModelError(EdgeError):
+    exit_code = 4
+
+
+class ConfigError(EdgeError):
+    exit_code = 5
+
+
+class UnknownTargetError(ConfigError):
+    exit_code = 5
+
+
+class ExportError(EdgeError):
+    exit_code = 6
+
+
+class UnsupportedOpError(ExportError):
+    exit_code = 6
+
+
+class ValidationError(EdgeError):
+    exit_code = 7
+
+
+class OutputExistsError(EdgeError):
+    exit_code = 8
+
+
+class MissingDependencyError(EdgeError):
+    exit_code = 9
+
+
+def require(module: str, extra: str = "export"):
+    """Import an optional heavy dependency, or say exactly how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"this needs the Python package '{module.split('.')[0]}', which is not installed",
+            hint=f"pip install 'edge-toolkit[{extra}]'",
+        ) from exc

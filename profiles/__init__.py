@@ -1,0 +1,1 @@
+"""Build-and-run profiles (data)."""
