@@ -7,9 +7,10 @@ first exporter whose ``accepts`` takes the source string.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import MappingProxyType
 
-from edge.errors import UsageError
+from edge.errors import InputNotFoundError, UsageError
 
 REGISTRY = MappingProxyType(
     {
@@ -30,6 +31,8 @@ def for_source(source: str):
         exporter = get(name)
         if exporter.accepts(source):
             return exporter
+    if not Path(source).exists():
+        raise InputNotFoundError(f"no such file or folder: {source}", hint="check the path")
     raise UsageError(
         f"cannot tell what kind of model '{source}' is",
         hint="give a .onnx file, a transformers model folder, or a PyTorch factory as path/to/file.py:factory or package.module:factory",

