@@ -35,8 +35,8 @@ class OnnxFileExporter:
             onnx_path=out,
             inputs=inputs,
             outputs=outputs,
-            reference=ort.open(path, optimization="disable").run,
-            reference_name=f"onnxruntime {ort.version()} (original file, optimisations off)",
+            reference=ort.open(out, optimization="disable").run,  # self-contained copy of the original
+            reference_name=f"onnxruntime {ort.version()} (original graph, optimisations off)",
             source={
                 "kind": "onnx", "ref": str(path), "sha256": sha256_file(path),
                 "producer": f"{model.producer_name} {model.producer_version}".strip(),
