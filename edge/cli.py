@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from edge import __version__, catalog, render
 from edge.errors import EdgeError, UsageError
@@ -34,16 +35,16 @@ class _Main(click.Group):
         except EdgeError as exc:
             if debug:
                 raise
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             if exc.hint:
-                err.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+                err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
             if debug:
                 raise
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False, soft_wrap=True)
             err.print("[dim]hint:[/] run again with --debug for the traceback, and report it", highlight=False)
             ctx.exit(INTERNAL_ERROR)
 
@@ -146,9 +147,9 @@ def _resolve_target(name: str) -> catalog.Target:
     from edge.detect import detect as run_detect
 
     found = run_detect("/")
-    err.print(f"target: [bold]{found.target}[/] (detected: {'; '.join(found.reasons)})", highlight=False)
+    err.print(f"target: [bold]{found.target}[/] (detected: {escape('; '.join(found.reasons))})", highlight=False)
     if found.note:
-        err.print(f"[yellow]note:[/] {found.note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(found.note)}", highlight=False)
     return catalog.load_target(found.target)
 
 
@@ -166,7 +167,7 @@ def _with_progress(options, status, started: float):
     from dataclasses import replace
 
     def step(message: str) -> None:
-        err.print(f"[dim]{time.perf_counter() - started:6.1f} s[/] {message}", highlight=False)
+        err.print(f"[dim]{time.perf_counter() - started:6.1f} s[/] {escape(message)}", highlight=False)
         status.update(message)
 
     return replace(options, on_progress=step)
