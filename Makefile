@@ -23,7 +23,6 @@ $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 demo: $(STAMP)
 	$(BIN)/edge detect
 	$(BIN)/edge export examples/digits/model.py:create --target auto -o $(DEMO)/digits --force
-	$(BIN)/edge inspect $(DEMO)/digits
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
