@@ -31,7 +31,7 @@ def test_digits_bundle_manifest(digits_bundle):
     assert m["inputs"] == [{"name": "pixels", "dtype": "float32", "shape": ["batch", 1, 8, 8], "range": [0.0, 1.0]}]
     assert m["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}]
     (art,) = m["artifacts"]
-    assert art["format"] == "onnx" and art["precision"] == "fp32" and art["opset"] == 18
+    assert art["format"] == "onnx" and art["precision"] == "fp32" and art["opset"] == 20
     path = digits_bundle / art["path"]
     assert art["size"] == path.stat().st_size and art["sha256"] == sha256_file(path)
     val = art["validation"]
