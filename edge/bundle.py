@@ -33,7 +33,9 @@ class Artifact:
     precision: str
     opset: int | None = None
     build: dict[str, Any] = field(default_factory=dict)  # how it was made (simplify, quantize, ...)
-    validation: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)  # the fp32 graph against the source
+    gate: dict[str, Any] | None = None  # a quantized artifact against the fp32 one
+    latency: dict[str, Any] | None = None  # measured at export time on a machine of the target's class
 
 
 @dataclass
@@ -47,8 +49,10 @@ class Manifest:
     outputs: list[dict[str, Any]]
     artifacts: list[Artifact]
     tools: dict[str, str]
-    skipped: list[dict[str, str]] = field(default_factory=list)  # variants not built, and why
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # variants not built, and why
     notes: list[str] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None  # the data the accuracy gate used
+    preferred: list[str] = field(default_factory=list)  # artifact names, best first
 
     def to_json(self) -> dict[str, Any]:
         return schema.to_dict(self)

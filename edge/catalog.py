@@ -77,6 +77,8 @@ class Variant:
     weight_type: Literal["u8", "s8"] = "s8"
     reduce_range: bool = False
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    applies_to_ops: list[str] = field(default_factory=list)  # build only for models with one of these ops
+    op_types: list[str] = field(default_factory=list)  # quantize only these op types (empty: the tool's default)
     exclude_ops: list[str] = field(default_factory=list)
     exclude_nodes: list[str] = field(default_factory=list)
 
@@ -100,6 +102,19 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """The accuracy budget a quantized variant must meet against the fp32 artifact."""
+
+    kind: Literal["auto", "classifier", "embedding", "generic"] = "auto"
+    max_top1_drop: float = 1.0  # percentage points of top-1 (accuracy with labels, else agreement)
+    min_cosine: float = 0.99  # embeddings: per sample; generic: per output
+    min_snr_db: float = 20.0  # generic outputs
+    atol: float = 1e-3  # generic outputs: every element this close to fp32 passes whatever its cosine/SNR
+    samples: int = 64  # synthetic evaluation/calibration samples when no data is given
+    max_repair_steps: int = 12  # layers kept in float, one per step, before giving up
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     target: str | None  # None: an abstract profile, only extended by others
@@ -107,6 +122,7 @@ class Profile:
     variants: list[Variant]
     runtime: RuntimeSettings
     validation: Tolerance
+    gate: Gate = field(default_factory=Gate)
     description: str = ""
     extends: str | None = None
 

@@ -106,10 +106,19 @@ def detect(root: Path, as_json: bool) -> None:
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Size of a dynamic axis for validation, e.g. sequence=128.")
 @click.option("--task", help="Transformers task (default: from the config's architectures).")
 @click.option("--sample-inputs", type=click.Path(path_type=Path), help=".npz with one array per input, used for validation.")
-@click.option("--strict/--no-strict", default=True, help="Fail when validation misses the tolerance (default), or keep the bundle.")
+@click.option("--calib-data", type=click.Path(path_type=Path), help="Calibration data: .npz of inputs, a folder of images, or a .txt of sentences.")
+@click.option("--eval-data", type=click.Path(path_type=Path), help="Evaluation data for the accuracy gate (same forms; .npz may hold 'labels').")
+@click.option("--preprocess", metavar="SPEC", help="For image folders: scale=1/255,mean=a/b/c,std=a/b/c.")
+@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Build only this profile variant (repeat; fp32 is always built).")
+@click.option("--gate-kind", type=click.Choice(["classifier", "embedding", "generic"]), help="How the gate compares (default: from the task or outputs).")
+@click.option("--max-top1-drop", type=float, help="Gate budget for classifiers, in percentage points.")
+@click.option("--min-cosine", type=float, help="Gate budget for embeddings and generic outputs.")
+@click.option("--min-snr", type=float, help="Gate budget for generic outputs, in dB.")
+@click.option("--strict/--no-strict", default=True, help="Fail when validation or a gate misses its budget (default), or keep what passed.")
 @click.option("--simplify/--no-simplify", default=True, help="Simplify the graph with onnxslim where outputs stay equal.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
-def export(source, target_name, output, profile_name, inputs, outputs, dims, task, sample_inputs, strict, simplify, force) -> None:
+def export(source, target_name, output, profile_name, inputs, outputs, dims, task, sample_inputs, calib_data, eval_data,
+           preprocess, variants, gate_kind, max_top1_drop, min_cosine, min_snr, strict, simplify, force) -> None:
     """Export SOURCE (a .onnx file, a transformers folder, or file.py:factory) into a validated bundle."""
     from edge.export import ExportOptions, export as run_export
 
@@ -117,7 +126,9 @@ def export(source, target_name, output, profile_name, inputs, outputs, dims, tas
     profile = catalog.load_profile(profile_name) if profile_name else catalog.profile_for(target)
     options = ExportOptions(
         output=output, inputs=inputs, outputs=outputs, dims=_parse_dims(dims), task=task,
-        sample_inputs=sample_inputs, strict=strict, force=force, simplify=simplify,
+        sample_inputs=sample_inputs, calib_data=calib_data, eval_data=eval_data, preprocess=preprocess,
+        variants=tuple(variants), strict=strict, force=force, simplify=simplify,
+        gate={"kind": gate_kind, "max_top1_drop": max_top1_drop, "min_cosine": min_cosine, "min_snr_db": min_snr},
     )
     started = time.perf_counter()
     with err.status("starting") as status:

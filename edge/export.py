@@ -10,20 +10,20 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-import numpy as np
-
-from edge import __version__, catalog, onnxfile, schema
+from edge import __version__, catalog, data, onnxfile, schema, variants
+from edge import gate as gates
 from edge import exporters as registry
 from edge.bundle import Artifact, Manifest, SCHEMA_VERSION, sha256_file, staged, write_manifest
-from edge.errors import InputNotFoundError, OutputExistsError, UsageError, ValidationError
+from edge.errors import InputNotFoundError, OutputExistsError, ValidationError
 from edge.exporters.base import Exported, ExportRequest
 from edge.runtime import backend
-from edge.specs import DimSizes, TensorSpec, check_inputs, parse_spec, random_inputs
+from edge.specs import DimSizes, TensorSpec, parse_spec
 from edge.validate import ValidationReport, compare, describe
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,11 @@ class ExportOptions:
     dims: dict[str, int] = field(default_factory=dict)
     task: str | None = None
     sample_inputs: Path | None = None
+    calib_data: Path | None = None
+    eval_data: Path | None = None
+    preprocess: str | None = None
+    gate: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's [gate]
+    variants: tuple[str, ...] = ()  # build only these (default: all of the profile's)
     strict: bool = True
     force: bool = False
     simplify: bool = True
@@ -54,6 +59,7 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
     exporter = registry.for_source(source)
     if exporter.name != "pytorch" and not Path(source).exists():
         raise InputNotFoundError(f"no such file or folder: {source}", hint="check the path")
+    wanted = variants.wanted(profile, options.variants)
     dims = DimSizes(dict(options.dims))
     with tempfile.TemporaryDirectory(prefix="edge-export-") as tmp:
         work = Path(tmp)
@@ -65,10 +71,12 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
         model = onnxfile.load_checked(exported.onnx_path)
         inputs, outputs = onnxfile.io_specs(model)
         inputs = _with_ranges(inputs, exported.inputs)
-        samples, origin = _samples(inputs, dims, profile.validation.samples, options.sample_inputs)
-        path, build = _simplified(model, exported, samples, work, options.simplify, step)
+        tokenizer = Path(source) if exported.source.get("kind") == "transformers" else None
+        load = partial(_dataset, specs=inputs, dims=dims, tokenizer=tokenizer, preprocess=options.preprocess)
+        validation = load(options.sample_inputs) or data.varied(inputs, dims, profile.validation.samples)
+        fp32, build = _simplified(model, exported, validation.samples, work, options.simplify, step)
         step("validating in onnxruntime")
-        report = _validate(path, exported, samples, origin, profile)
+        report = _validate(fp32, exported, validation, profile)
         if not report.passed and options.strict:
             name, worst = report.worst()
             raise ValidationError(
@@ -76,11 +84,25 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
                 f"{profile.validation.atol:g}, rtol {profile.validation.rtol:g}, min cosine {profile.validation.min_cosine:g})",
                 hint="pass --no-strict to keep the bundle anyway, or loosen [validation] in a profile",
             )
+        outcome = variants.Outcome()
+        todo = [v for v in wanted if v != variants.reference_variant(profile)]
+        outcome.skipped += [variants.skip(v, f"{v.format} artifacts are not built by edge {__version__} yet")
+                            for v in todo if v.format != "onnx"]
+        todo = [v for v in todo if v.format == "onnx"]
+        if todo:
+            gate = replace(profile.gate, **{k: v for k, v in options.gate.items() if v is not None})
+            calibration = load(options.calib_data) or data.synthetic(inputs, dims, gate.samples, seed=100)
+            held_out = load(options.eval_data) or (
+                calibration if options.calib_data else data.synthetic(inputs, dims, gate.samples, seed=200))
+            # On synthetic inputs a classifier's top-1 is ill-posed (random inputs sit near decision
+            # boundaries): compare the outputs numerically instead, as the warning says.
+            kind = "generic" if held_out.synthetic else gates.kind_for(gate, exported.source.get("task"), outputs)
+            ctx = variants.Context(fp32, work, gate, kind, calibration, held_out, step)
+            variants.build_all(todo, ctx, options.strict, outcome)
+            variants.measure(target, profile, fp32, held_out, outcome, step)
         step(f"writing {options.output}")
         with staged(Path(options.output), options.force) as stage:
-            artifact = stage / f"model.{_reference_variant(profile).name}.onnx"
-            shutil.copyfile(path, artifact)
-            manifest = _manifest(exported, model, inputs, outputs, target, profile, artifact, build, report)
+            manifest = _manifest(exported, model, inputs, outputs, target, profile, stage, fp32, build, report, outcome)
             write_manifest(stage, manifest)
     return manifest
 
@@ -95,18 +117,10 @@ def _with_ranges(graph_specs: list[TensorSpec], declared: list[TensorSpec]) -> l
     return out
 
 
-def _samples(specs: list[TensorSpec], dims: DimSizes, count: int, path: Path | None) -> tuple[list[dict], str]:
+def _dataset(path: Path | None, *, specs, dims, tokenizer, preprocess) -> data.Dataset | None:
     if path is None:
-        return [random_inputs(specs, dims, i) for i in range(count)], f"random, {count} samples (seed 0, dynamic axes varied)"
-    if not Path(path).is_file():
-        raise InputNotFoundError(f"no such file: {path}", hint="--sample-inputs takes an .npz with one array per input name")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError) as exc:
-        raise UsageError(f"{path} is not a readable .npz file: {exc}") from exc
-    check_inputs(specs, arrays, str(path))
-    return [{s.name: arrays[s.name] for s in specs}], f"file {Path(path).name}"
+        return None
+    return data.load(path, specs, tokenizer_dir=tokenizer, dims=dims, preprocess=data.Preprocess.parse(preprocess))
 
 
 def _simplified(model, exported: Exported, samples, work: Path, enabled: bool, step) -> tuple[Path, dict]:
@@ -140,33 +154,26 @@ def _simplified(model, exported: Exported, samples, work: Path, enabled: bool, s
     return path, build
 
 
-def _validate(path: Path, exported: Exported, samples, origin: str, profile: catalog.Profile) -> ValidationReport:
+def _validate(path: Path, exported: Exported, dataset: data.Dataset, profile: catalog.Profile) -> ValidationReport:
     ort = backend("onnxruntime")
     session = ort.open(path, optimization=profile.runtime.graph_optimization)
     return compare(
-        exported.reference, session.run, samples, profile.validation,
-        reference=exported.reference_name, runtime=f"onnxruntime {ort.version()}", inputs=origin,
+        exported.reference, session.run, dataset.samples, profile.validation,
+        reference=exported.reference_name, runtime=f"onnxruntime {ort.version()}", inputs=dataset.origin,
     )
 
 
-def _reference_variant(profile: catalog.Profile) -> catalog.Variant:
-    """The fp32 ONNX variant: always built, it is what every other variant is checked against."""
-    found = [v for v in profile.variants if v.format == "onnx" and v.precision == "fp32"]
-    return found[0] if found else catalog.Variant(name="fp32")
-
-
-def _manifest(exported, model, inputs, outputs, target, profile, artifact_path: Path, build, report) -> Manifest:
-    variant = _reference_variant(profile)
-    skipped = [
-        {"variant": v.name, "format": v.format, "precision": v.precision,
-         "reason": f"{v.format} {v.precision} is not built by edge {__version__} yet"}
-        for v in profile.variants if v is not variant
-    ]
-    artifact = Artifact(
-        name=variant.name, format="onnx", path=artifact_path.name, size=artifact_path.stat().st_size,
-        sha256=sha256_file(artifact_path), precision="fp32", opset=onnxfile.opset(model),
-        build=build, validation=report.to_json(),
-    )
+def _manifest(exported: Exported, model, inputs, outputs, target, profile, stage: Path, fp32: Path, build,
+              report: ValidationReport, quantized: variants.Outcome) -> Manifest:
+    reference = variants.reference_variant(profile)
+    artifacts = [_artifact(stage, fp32, reference, "fp32", onnxfile.opset(model), build, report.to_json(), None,
+                           quantized.fp32_latency)]
+    for b in quantized.built:
+        artifacts.append(_artifact(stage, b.path, b.variant, b.variant.precision, onnxfile.opset(model),
+                                   {"quantization": b.recipe}, {}, b.gate, b.latency))
+    notes = list(quantized.notes)
+    if not report.passed:
+        notes.insert(0, "validation FAILED and the bundle was kept because of --no-strict")
     return Manifest(
         schema_version=SCHEMA_VERSION,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -175,10 +182,23 @@ def _manifest(exported, model, inputs, outputs, target, profile, artifact_path: 
         profile=schema.to_dict(profile),
         inputs=[s.to_json() for s in inputs],
         outputs=[s.to_json() for s in outputs],
-        artifacts=[artifact],
+        artifacts=artifacts,
         tools={**_tool_versions(), **exported.tools},
-        skipped=skipped,
-        notes=[] if report.passed else ["validation FAILED and the bundle was kept because of --no-strict"],
+        skipped=quantized.skipped,
+        notes=notes,
+        evaluation=quantized.evaluation,
+        preferred=variants.preference(artifacts),
+    )
+
+
+def _artifact(stage: Path, path: Path, variant: catalog.Variant, precision: str, opset: int, build: dict,
+              validation: dict, gate: dict | None, latency: dict | None) -> Artifact:
+    name = f"model.{variant.name}.onnx"
+    shutil.copyfile(path, stage / name)
+    return Artifact(
+        name=variant.name, format="onnx", path=name, size=(stage / name).stat().st_size,
+        sha256=sha256_file(stage / name), precision=precision, opset=opset, build=build,
+        validation=validation, gate=gate, latency=latency,
     )
 
 

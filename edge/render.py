@@ -106,20 +106,39 @@ def manifest(m: Manifest, where: str) -> Group:
             shape = "[" + ", ".join(map(str, s["shape"])) + "]"
             io.add_row(*map(Text, (kind, s["name"], s["dtype"], shape, rng)))
     arts = Table(title="artifacts", title_justify="left")
-    for col in ("variant", "file", "precision", "opset", "size", "validation"):
+    for col in ("variant", "file", "precision", "size", "check", "ms"):
         arts.add_column(col, no_wrap=True)
     for a in m.artifacts:
-        v = a.validation
-        verdict = Text("passed", style="green") if v.get("passed") else Text("FAILED", style="bold red")
-        arts.add_row(*map(Text, (a.name, a.path, a.precision, str(a.opset or "-"), _size(a.size))), verdict)
+        check = a.gate if a.gate is not None else a.validation
+        verdict = Text("passed", style="green") if check.get("passed") else Text("FAILED", style="bold red")
+        latency = f"{a.latency['median_ms']:.2f}" if a.latency else "-"
+        arts.add_row(*map(Text, (a.name, a.path, a.precision, _size(a.size))), verdict, Text(latency))
     parts: list[Any] = [head, Text(), io, Text(), arts]
     for a in m.artifacts:
-        parts.append(Text(f"{a.name}: {_worst(a.validation)}"))
+        parts.append(Text(f"{a.name}: {_gate(a.gate) if a.gate is not None else _worst(a.validation)}"))
+    if m.evaluation:
+        data = m.evaluation["data"]
+        parts.append(Text(f"accuracy gate ({m.evaluation['kind']}) on {data['origin']}"
+                          + (f"; {data['note']}" if data.get("note") else ""), style="dim"))
+    timed = next((a.latency for a in m.artifacts if a.latency), None)
+    if timed:
+        parts.append(Text(f"ms: median latency at export, {timed['threads']} threads, {timed['runtime']}, "
+                          f"inputs {timed['input_shapes']}", style="dim"))
+    if m.preferred:
+        parts.append(Text(f"preferred order: {', '.join(m.preferred)}", style="dim"))
     for s in m.skipped:
         parts.append(Text(f"not built: {s['variant']} ({s['format']} {s['precision']}): {s['reason']}", style="dim"))
     for note in m.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)
+
+
+def _gate(gate: dict[str, Any]) -> str:
+    text = f"gate vs fp32: {gate['summary']}"
+    kept = gate.get("kept_in_float") or []
+    if kept:
+        text += f"; {len(kept)} layer(s) kept in float after {len(gate['steps']) - 1} repair step(s)"
+    return text
 
 
 def _worst(validation: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ def test_ppocr_detector_exports_and_validates(edge_cli, ocr_det, tmp_path):
 
 
 def test_random_inputs_also_validate(edge_cli, ocr_det, tmp_path):
-    result = edge_cli("export", ocr_det, "-t", "x86-avx512", "-o", tmp_path / "ocr", "--no-simplify")
+    result = edge_cli("export", ocr_det, "-t", "x86-avx512", "-o", tmp_path / "ocr", "--no-simplify", "--variant", "fp32")
     assert result.code == 0, result
     art = manifest_of(tmp_path / "ocr")["artifacts"][0]
     assert art["build"]["simplify"] == {"applied": False, "reason": "--no-simplify"}
@@ -67,7 +67,7 @@ def test_missing_onnx_file(edge_cli, tmp_path):
 def test_external_data(edge_cli, tmp_path, digits_bundle):
     model = _digits_onnx(tmp_path, digits_bundle)
     onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
-    result = edge_cli("export", tmp_path / "ext.onnx", "-t", "rpi4", "-o", tmp_path / "ok")
+    result = edge_cli("export", tmp_path / "ext.onnx", "-t", "rpi4", "-o", tmp_path / "ok", "--variant", "fp32")
     assert result.code == 0, result
     assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["manifest.json", "model.fp32.onnx"]  # folded in
     (tmp_path / "ext.onnx.data").unlink()

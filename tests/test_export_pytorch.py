@@ -30,7 +30,7 @@ def test_digits_bundle_manifest(digits_bundle):
     assert m["target"]["name"] == "x86-avx512" and m["profile"]["name"] == "x86-avx512"
     assert m["inputs"] == [{"name": "pixels", "dtype": "float32", "shape": ["batch", 1, 8, 8], "range": [0.0, 1.0]}]
     assert m["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}]
-    (art,) = m["artifacts"]
+    art, *quantized = m["artifacts"]
     assert art["format"] == "onnx" and art["precision"] == "fp32" and art["opset"] == 20
     path = digits_bundle / art["path"]
     assert art["size"] == path.stat().st_size and art["sha256"] == sha256_file(path)
@@ -38,8 +38,10 @@ def test_digits_bundle_manifest(digits_bundle):
     assert val["passed"] and val["samples"] == 3 and val["reference"].startswith("torch")
     assert val["outputs"]["logits"]["max_abs_diff"] < 1e-4
     assert {"edge", "torch", "onnx", "onnxruntime", "onnxslim"} <= set(m["tools"])
-    assert [s["variant"] for s in m["skipped"]] == ["int8"]
-    assert sorted(p.name for p in digits_bundle.iterdir()) == ["manifest.json", "model.fp32.onnx"]
+    assert [q["name"] for q in quantized] == ["int8", "int8-static"]  # the x86 profile's variants
+    assert all(q["gate"]["passed"] for q in quantized)
+    assert sorted(p.name for p in digits_bundle.iterdir()) == [
+        "manifest.json", "model.fp32.onnx", "model.int8-static.onnx", "model.int8.onnx"]
 
 
 def test_digits_bundle_classifies_the_real_test_set(digits_bundle):
@@ -76,8 +78,8 @@ def test_sample_inputs_and_input_override(edge_cli, tmp_path):
     assert result.code == 0, result
     m = manifest_of(out)
     assert m["inputs"][0]["shape"] == ["n", 1, 8, 8]
-    assert m["artifacts"][0]["validation"]["inputs"] == "file real.npz"
-    assert m["profile"]["variants"][1]["activation_type"] == "s8"  # the rpi5 recipe, carried through
+    assert m["artifacts"][0]["validation"]["inputs"] == "real.npz: 16 samples"
+    assert m["profile"]["variants"][2]["activation_type"] == "s8"  # the rpi5 recipe, carried through
 
 
 def test_sample_inputs_of_the_wrong_shape(edge_cli, tmp_path):

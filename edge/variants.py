@@ -1,0 +1,197 @@
+"""Building the profile's quantized variants from the fp32 artifact: quantize, gate, repair.
+
+Each variant is quantized as its recipe says, compared with the fp32 artifact on the
+evaluation data (``edge.gate``), and, when it misses the budget, repaired by keeping the
+layers that add the most error in float (``edge.repair``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edge import __version__, catalog, quantize, repair, speed
+from edge import gate as gates
+from edge.catalog import Gate, Variant
+from edge.data import Dataset
+from edge.errors import UsageError, ValidationError
+from edge.runtime import backend
+
+log = logging.getLogger(__name__)
+RANKING_SAMPLES = 16
+
+
+@dataclass
+class Built:
+    variant: Variant
+    path: Path
+    recipe: dict[str, Any]
+    gate: dict[str, Any]  # the final report, with the repair steps
+    passed: bool
+    latency: dict[str, Any] | None = None
+
+
+@dataclass
+class Context:
+    fp32: Path
+    workdir: Path
+    gate: Gate
+    kind: str
+    calibration: Dataset
+    evaluation: Dataset
+    on_progress: Callable[[str], None] = lambda s: None
+    _reference: list | None = field(default=None, repr=False)
+
+    def reference(self) -> list:
+        """The fp32 artifact's outputs on the evaluation samples, computed once."""
+        if self._reference is None:
+            session = backend("onnxruntime").open(self.fp32)
+            self._reference = [session.run(s) for s in self.evaluation.samples]
+        return self._reference
+
+
+def build(variant: Variant, ctx: Context) -> Built:
+    ort = backend("onnxruntime")
+    import onnx
+
+    candidates = quantize.quantizable_nodes(onnx.load(str(ctx.fp32), load_external_data=False), variant)
+    recipes: dict[Path, dict[str, Any]] = {}
+
+    def make(keep: list[str]) -> Path:
+        out = ctx.workdir / f"{variant.name}.{len(keep)}.onnx"
+        recipes[out] = quantize.quantize(ctx.fp32, out, variant, ctx.calibration, keep)
+        return out
+
+    def check(path: Path, indices: list[int] | None = None) -> gates.GateReport:
+        chosen = range(len(ctx.evaluation.samples)) if indices is None else indices
+        samples = [ctx.evaluation.samples[i] for i in chosen]
+        labels = None if ctx.evaluation.labels is None else ctx.evaluation.labels[list(chosen)]
+        session = ort.open(path)
+        outputs = [session.run(s) for s in samples]
+        return gates.evaluate(ctx.kind, [ctx.reference()[i] for i in chosen], outputs, samples, ctx.gate, labels)
+
+    def rank(path: Path, report: gates.GateReport) -> list[tuple[str, float]]:
+        worst = report.worst_samples(RANKING_SAMPLES)  # where the error hurts
+
+        def badness(p: Path) -> float:
+            return float(np.mean(check(p, worst).badness))
+
+        shortlist = candidates
+        if len(candidates) > repair.SHORTLIST:
+            errors = repair.onnx_layer_errors(ctx.fp32, path, candidates, [ctx.evaluation.samples[i] for i in worst],
+                                              lambda p: ort.open(p, optimization="disable"))
+            shortlist = [name for name, _ in errors[: repair.SHORTLIST]]
+        return repair.leave_one_out(shortlist, make, badness, badness(path))
+
+    ctx.on_progress(f"quantizing variant '{variant.name}' ({variant.precision})")
+    first = make([])
+    report = check(first)
+    ctx.on_progress(f"gate for '{variant.name}': {report.summary()} -> {'passed' if report.passed else 'missed'}")
+    result = repair.repair(first, report, build=make, check=check, rank=rank,
+                           max_steps=min(ctx.gate.max_repair_steps, len(candidates)), on_step=ctx.on_progress)
+    if result.kept_in_float:
+        verdict = "passed" if result.report.passed else "still missed"
+        ctx.on_progress(f"gate for '{variant.name}' after keeping {len(result.kept_in_float)} layer(s) in float: "
+                        f"{result.report.summary()} -> {verdict}")
+    gate_json = {**result.report.to_json(), "kept_in_float": result.kept_in_float, "steps": result.steps,
+                 "quantized_layers": len(candidates) - len(result.kept_in_float), "ranking": result.ranking[:20]}
+    return Built(variant, result.path, recipes[result.path], gate_json, result.report.passed)
+
+
+@dataclass
+class Outcome:
+    """What building the variants gave: artifacts, variants left out and why, and notes."""
+
+    built: list[Built] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None
+    fp32_latency: dict[str, Any] | None = None
+
+
+def reference_variant(profile: catalog.Profile) -> Variant:
+    """The fp32 ONNX variant: always built, it is what every other variant is checked against."""
+    found = [v for v in profile.variants if v.format == "onnx" and v.precision == "fp32"]
+    return found[0] if found else Variant(name="fp32")
+
+
+def wanted(profile: catalog.Profile, names: tuple[str, ...]) -> list[Variant]:
+    known = {v.name: v for v in profile.variants}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"profile '{profile.name}' has no variant {', '.join(unknown)}", hint=f"its variants: {', '.join(known)}")
+    return [v for v in profile.variants if not names or v.name in names]
+
+
+def skip(variant: Variant, reason: str, gate: dict | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"variant": variant.name, "format": variant.format, "precision": variant.precision, "reason": reason}
+    if gate is not None:
+        out["gate"] = gate
+    return out
+
+
+def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome) -> None:
+    outcome.evaluation = {"kind": ctx.kind, "data": ctx.evaluation.to_json(), "calibration": ctx.calibration.to_json()}
+    if ctx.evaluation is ctx.calibration and not ctx.calibration.synthetic:
+        outcome.evaluation["data"]["note"] = "no --eval-data: evaluated on the calibration data"
+    if ctx.evaluation.synthetic:
+        outcome.notes.append(f"accuracy gate: {ctx.evaluation.to_json()['warning']}")
+    import onnx
+
+    model = onnx.load(str(ctx.fp32), load_external_data=False)
+    for variant in todo:
+        reason = quantize.not_applicable(model, variant)
+        if reason:
+            outcome.skipped.append(skip(variant, f"not applicable: {reason}"))
+            continue
+        result = build(variant, ctx)
+        if result.passed:
+            outcome.built.append(result)
+            continue
+        missed = _missed(result)
+        if strict:
+            raise ValidationError(
+                f"variant '{variant.name}' {missed}",
+                hint="give real --calib-data/--eval-data, loosen the budget (--max-top1-drop, --min-cosine, "
+                     "--min-snr), or pass --no-strict to keep only the float artifact",
+            )
+        outcome.skipped.append(skip(variant, missed, result.gate))
+        outcome.notes.append(f"variant '{variant.name}' was left out: {missed}")
+
+
+def _missed(result: Built) -> str:
+    kept = len(result.gate["kept_in_float"])
+    return f"missed its accuracy budget ({'; '.join(result.gate['failures'])}) even with {kept} layer(s) kept in float"
+
+
+def measure(target: catalog.Target, profile: catalog.Profile, fp32: Path, held_out: Dataset, outcome: Outcome, step) -> None:
+    """Latency of each variant, recorded only when this machine is of the target's class."""
+    from edge.detect import detect
+
+    here = detect("/").target
+    if here != target.name:
+        outcome.notes.append(f"latency not recorded: this machine is a {here}, not a {target.name} "
+                             f"(run 'edge profile' on the device)")
+        return
+    step(f"measuring the latency of each variant (this machine is a {here})")
+    ort = backend("onnxruntime")
+    threads = profile.runtime.threads
+    feeds = held_out.samples[0]
+    runtime = f"onnxruntime {ort.version()}"
+    outcome.fp32_latency = speed.latency(ort.open(fp32, threads=threads), feeds, threads, runtime)
+    for b in outcome.built:
+        b.latency = speed.latency(ort.open(b.path, threads=threads), feeds, threads, runtime)
+        ratio = b.latency["median_ms"] / outcome.fp32_latency["median_ms"]
+        if ratio > 1.0:
+            outcome.notes.append(f"variant '{b.variant.name}' is SLOWER than fp32 here: "
+                                 f"{b.latency['median_ms']:.3f} ms vs {outcome.fp32_latency['median_ms']:.3f} ms")
+
+
+def preference(artifacts: list) -> list[str]:
+    """Artifact names, fastest measured first; unmeasured ones keep the profile's order after them."""
+    timed = sorted((a for a in artifacts if a.latency), key=lambda a: a.latency["median_ms"])
+    return [a.name for a in timed] + [a.name for a in artifacts if not a.latency]
