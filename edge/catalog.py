@@ -111,7 +111,7 @@ class Gate:
     min_snr_db: float = 20.0  # generic outputs
     atol: float = 1e-3  # generic outputs: every element this close to fp32 passes whatever its cosine/SNR
     samples: int = 64  # synthetic evaluation/calibration samples when no data is given
-    max_repair_steps: int = 12  # layers kept in float, one per step, before giving up
+    max_repair_steps: int = 16  # layers kept in float, one per step, before giving up
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,12 @@ def _qtype(name: str):
 
 def _dynamic(fp32: Path, out: Path, variant: Variant, exclude: list[str]) -> dict[str, Any]:
     q = require("onnxruntime.quantization")
+    # The dynamic quantizer first rewrites Gemm as MatMul + Add, naming the MatMul "<gemm>_MatMul",
+    # and only then applies nodes_to_exclude: name both, or a kept-in-float Gemm gets quantized.
+    names = exclude + [f"{n}_MatMul" for n in exclude]
     q.quantize_dynamic(
         fp32, out, op_types_to_quantize=_op_types(variant), per_channel=variant.weights == "per-channel",
-        reduce_range=variant.reduce_range, weight_type=_qtype(variant.weight_type), nodes_to_exclude=exclude,
+        reduce_range=variant.reduce_range, weight_type=_qtype(variant.weight_type), nodes_to_exclude=names,
         extra_options={"MatMulConstBOnly": True},
     )
     return {

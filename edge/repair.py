@@ -21,7 +21,7 @@ import numpy as np
 from edge.gate import GateReport
 from edge.validate import cosine
 
-SHORTLIST = 16
+SHORTLIST = 48
 
 
 @dataclass

@@ -40,7 +40,7 @@ def test_minilm_exports_and_matches_torch_on_real_sentences(edge_cli, minilm_dir
     batch = tokenizer(SENTENCES, padding="max_length", max_length=128, truncation=True, return_tensors="np")
     np.savez(tmp_path / "sentences.npz", **{k: v.astype(np.int64) for k, v in batch.items()})
     out = tmp_path / "minilm"
-    result = edge_cli("export", minilm_dir, "-t", "x86-avx512", "-o", out)
+    result = edge_cli("export", minilm_dir, "-t", "x86-avx512", "-o", out, "--variant", "fp32")
     assert result.code == 0, result
     m = manifest_of(out)
     assert m["source"]["task"] == "feature-extraction" and m["source"]["architecture"] == "BertModel"
