@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.edge-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 DEMO   := build/demo
 
+OPTIMUM := .venv-optimum/.edge-installed
+
 .PHONY: install demo test test-fast bench clean
 
 install: $(STAMP)
@@ -30,5 +32,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not emulated"
 
+# optimum's quantization presets, for comparison only: optimum-onnx pins transformers<4.58,
+# so it lives in an environment of its own. If it cannot be installed the benchmark says so.
+$(OPTIMUM): constraints.txt
+	test -x .venv-optimum/bin/python || $(PYTHON) -m venv .venv-optimum
+	.venv-optimum/bin/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt 'optimum-onnx[onnxruntime]==0.1.0' && touch $@ || echo "optimum could not be installed: its rows will say unavailable"
+
+bench: $(STAMP) $(OPTIMUM)
+	$(BIN)/python -m bench
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-optimum build dist *.egg-info .pytest_cache bench-results

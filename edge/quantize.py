@@ -40,6 +40,14 @@ def quantizable_nodes(model: Any, variant: Variant) -> list[str]:
     return names
 
 
+def weight_counts(model: Any) -> dict[str, int]:
+    """Node name -> number of weights (constant inputs' elements) it holds."""
+    import math
+
+    sizes = {t.name: math.prod(t.dims) for t in model.graph.initializer}
+    return {n.name: sum(sizes.get(i, 0) for i in n.input) for n in model.graph.node}
+
+
 def not_applicable(model: Any, variant: Variant) -> str | None:
     """Why this recipe does not apply to the model, or None when it does."""
     if variant.applies_to_ops and not {n.op_type for n in model.graph.node} & set(variant.applies_to_ops):

@@ -7,7 +7,9 @@ much the gate's error on those samples shrinks when that one layer alone is kept
 per-layer comparison against the float graph (``onnx_layer_errors``: the error a layer's
 output adds over its inputs') first picks the ``shortlist`` most suspect layers. Then the
 loop keeps layers in float in ranked order, rebuilding and re-checking the gate each step,
-until the budget is met or ``max_steps`` is reached. Every step is recorded.
+until the budget is met or ``max_steps`` is reached. Gains do not add up, so once the budget
+is met the costliest kept layers (by ``cost``, their weight count) are tried back in int8 one
+by one, and stay int8 where the gate still passes. Every step is recorded.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def leave_one_out(candidates: list[str], build: Callable[[list[str]], Path],
 
 def repair(path: Path, report: GateReport, *, build: Callable[[list[str]], Path], check: Callable[[Path], GateReport],
            rank: Callable[[Path, GateReport], list[tuple[str, float]]], max_steps: int,
-           on_step: Callable[[str], None] = lambda s: None) -> RepairResult:
+           cost: Callable[[str], int] = lambda name: 0, on_step: Callable[[str], None] = lambda s: None) -> RepairResult:
     result = RepairResult(path, report, [], [{"kept_in_float": [], "gate": report.to_json()}])
     if report.passed or max_steps <= 0:
         return result
@@ -58,7 +60,21 @@ def repair(path: Path, report: GateReport, *, build: Callable[[list[str]], Path]
         result.steps.append({"kept_in_float": kept, "gain_when_alone": gain, "gate": result.report.to_json()})
         if result.report.passed:
             break
+    if result.report.passed and len(result.kept_in_float) > 1:
+        _give_back(result, build, check, cost, on_step)
     return result
+
+
+def _give_back(result: RepairResult, build, check, cost, on_step) -> None:
+    """Return kept layers to int8, costliest first, wherever the gate still passes without them."""
+    for name in sorted(result.kept_in_float, key=lambda n: -cost(n)):
+        kept = [n for n in result.kept_in_float if n != name]
+        path = build(kept)
+        report = check(path)
+        on_step(f"repair: '{name}' back to int8 -> {'still passes' if report.passed else 'misses, stays float'}")
+        if report.passed:
+            result.path, result.report, result.kept_in_float = path, report, kept
+            result.steps.append({"kept_in_float": kept, "returned_to_int8": name, "gate": report.to_json()})
 
 
 def onnx_layer_errors(fp32: Path, quantized: Path, candidates: list[str], samples: list[dict[str, np.ndarray]],

@@ -7,6 +7,7 @@ layers that add the most error in float (``edge.repair``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,15 @@ def build(variant: Variant, ctx: Context) -> Built:
     ort = backend("onnxruntime")
     import onnx
 
-    candidates = quantize.quantizable_nodes(onnx.load(str(ctx.fp32), load_external_data=False), variant)
+    model = onnx.load(str(ctx.fp32), load_external_data=False)
+    candidates = quantize.quantizable_nodes(model, variant)
+    weights = quantize.weight_counts(model)
     recipes: dict[Path, dict[str, Any]] = {}
 
+    builds = itertools.count()
+
     def make(keep: list[str]) -> Path:
-        out = ctx.workdir / f"{variant.name}.{len(keep)}.onnx"
+        out = ctx.workdir / f"{variant.name}.{next(builds)}.onnx"
         recipes[out] = quantize.quantize(ctx.fp32, out, variant, ctx.calibration, keep)
         return out
 
@@ -85,13 +90,13 @@ def build(variant: Variant, ctx: Context) -> Built:
             errors = repair.onnx_layer_errors(ctx.fp32, path, candidates, [ctx.evaluation.samples[i] for i in worst],
                                               lambda p: ort.open(p, optimization="disable"))
             shortlist = [name for name, _ in errors[: repair.SHORTLIST]]
-        return repair.leave_one_out(shortlist, make, badness, badness(path))
+        return [(name, gain) for name, gain in repair.leave_one_out(shortlist, make, badness, badness(path)) if gain > 0]
 
     ctx.on_progress(f"quantizing variant '{variant.name}' ({variant.precision})")
     first = make([])
     report = check(first)
     ctx.on_progress(f"gate for '{variant.name}': {report.summary()} -> {'passed' if report.passed else 'missed'}")
-    result = repair.repair(first, report, build=make, check=check, rank=rank,
+    result = repair.repair(first, report, build=make, check=check, rank=rank, cost=lambda n: weights.get(n, 0),
                            # Keeping every layer in float would leave nothing quantized: stop one short.
                            max_steps=min(ctx.gate.max_repair_steps, len(candidates) - 1), on_step=ctx.on_progress)
     if result.kept_in_float:

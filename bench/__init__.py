@@ -1,0 +1,1 @@
+"""``make bench``: benchmarks that print a table and write JSON under bench-results/."""
