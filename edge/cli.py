@@ -152,6 +152,44 @@ def inspect(bundle: Path, as_json: bool) -> None:
         out.print(render.manifest(manifest, str(bundle)))
 
 
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--input", "input_path", type=click.Path(path_type=Path), help="An .npz (one array per input), an .npy, or an image.")
+@click.option("--text", multiple=True, help="A sentence (repeat for a batch); needs a bundle with a tokenizer.")
+@click.option("--runtime", type=click.Choice(["onnxruntime", "litert", "tflite-runtime"]), help="Use this runtime.")
+@click.option("--threads", type=int, help="Threads (default: the profile's).")
+@click.option("--target", default="auto", show_default=True, help="Run a bundle built for another target anyway by naming it.")
+@click.option("--save", type=click.Path(path_type=Path), help="Write the outputs to this .npz.")
+def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], runtime, threads, target, save) -> None:
+    """Run BUNDLE (or a .onnx/.tflite file) once on an input and print the outputs."""
+    import edge
+    from edge import inputs as raw
+
+    if bool(input_path) == bool(text):
+        raise UsageError("give exactly one of --input FILE or --text SENTENCE")
+    model = edge.load(bundle, target=target, runtime=runtime, threads=threads)
+    preprocessing = _preprocessing(bundle)
+    feeds = raw.from_text(list(text), model, bundle, preprocessing) if text else raw.from_file(input_path, model, preprocessing)
+    started = time.perf_counter()
+    outputs = model.run(feeds)
+    elapsed = (time.perf_counter() - started) * 1000
+    err.print(f"{model.choice.artifact} on {model.choice.runtime} {model.choice.runtime_version}, "
+              f"{model.choice.threads} threads: {elapsed:.2f} ms (one call, not a benchmark: see edge profile)", highlight=False)
+    out.print(render.outputs(outputs))
+    if save:
+        import numpy as np
+
+        np.savez(save, **outputs)
+
+
+def _preprocessing(bundle: Path) -> dict:
+    if not bundle.is_dir():
+        return {}
+    from edge.bundle import read_manifest
+
+    return read_manifest(bundle).preprocessing
+
+
 def _resolve_target(name: str) -> catalog.Target:
     if name != "auto":
         return catalog.load_target(name)

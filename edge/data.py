@@ -123,49 +123,53 @@ def _npz(path: Path, specs: list[TensorSpec]) -> Dataset:
     return Dataset(samples, labels, f"{path.name}: {len(samples)} samples" + (" with labels" if labels is not None else ""))
 
 
-def _images(folder: Path, specs: list[TensorSpec], pre: Preprocess) -> Dataset:
-    image = require("PIL.Image")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UsageError(f"{folder} holds no images", hint=f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
-    if len(specs) != 1 or len(specs[0].shape) != 4:
-        raise UsageError("a folder of images needs a model with one 4-D image input", hint="give an .npz instead")
-    spec = specs[0]
+def image_array(path: Path, spec: TensorSpec, pre: Preprocess) -> np.ndarray:
+    """One image file as a batch-1 input for ``spec`` (NCHW or NHWC, gray or RGB, resized)."""
+    image = require("PIL.Image", "images", package="Pillow")
+    if len(spec.shape) != 4:
+        raise UsageError(f"input '{spec.name}' is not an image input (shape {list(spec.shape)})")
     channels_first = spec.shape[1] in (1, 3)
     c, h, w = (spec.shape[1:4] if channels_first else (spec.shape[3], spec.shape[1], spec.shape[2]))
     if not all(isinstance(d, int) for d in (c, h, w)):
         raise UsageError(f"input '{spec.name}' has dynamic image dims {list(spec.shape)}", hint="give an .npz instead")
+    try:
+        with image.open(path) as img:
+            img = img.convert("L" if c == 1 else "RGB").resize((w, h))
+            pixels = np.asarray(img, dtype=np.float32).reshape(h, w, c)
+    except OSError as exc:
+        raise UsageError(f"{path} is not a readable image: {exc}") from exc
+    x = (pixels * pre.scale - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)
+    x = x.transpose(2, 0, 1) if channels_first else x
+    return x[None].astype(spec.dtype)
+
+
+def _images(folder: Path, specs: list[TensorSpec], pre: Preprocess) -> Dataset:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UsageError(f"{folder} holds no images", hint=f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
+    if len(specs) != 1:
+        raise UsageError("a folder of images needs a model with one image input", hint="give an .npz instead")
     classes = sorted({p.parent.name for p in files})
     labelled = len(classes) > 1 or files[0].parent != folder
     index = {name: (int(name) if name.isdigit() else i) for i, name in enumerate(classes)}
-    samples, labels = [], []
-    for p in files:
-        with image.open(p) as img:
-            img = img.convert("L" if c == 1 else "RGB").resize((w, h))
-            pixels = np.asarray(img, dtype=np.float32).reshape(h, w, c)
-        x = (pixels * pre.scale - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)
-        x = x.transpose(2, 0, 1) if channels_first else x
-        samples.append({spec.name: x[None].astype(spec.dtype)})
-        labels.append(index[p.parent.name])
+    samples = [{specs[0].name: image_array(p, specs[0], pre)} for p in files]
+    labels = np.array([index[p.parent.name] for p in files]) if labelled else None
     origin = f"{folder.name}/: {len(files)} images" + (f" in {len(classes)} labelled folders" if labelled else "")
-    return Dataset(samples, np.array(labels) if labelled else None, origin)
+    return Dataset(samples, labels, origin)
 
 
 def _sentences(path: Path, specs: list[TensorSpec], tokenizer_dir: Path | None, dims: DimSizes) -> Dataset:
+    from edge.text import encode
+
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     if not lines:
         raise UsageError(f"{path} holds no sentences")
-    if tokenizer_dir is None or not any((tokenizer_dir / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
-        raise UsageError(f"sentences in {path.name} need a tokenizer", hint="export from a transformers folder that has its tokenizer files")
-    transformers = require("transformers")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    if tokenizer_dir is None or not (tokenizer_dir / "tokenizer.json").is_file():
+        raise UsageError(f"sentences in {path.name} need a tokenizer", hint="export from a transformers folder that has its tokenizer.json")
     seq = next((dims.given[n] for s in specs for n in s.dynamic_axes.values() if n in dims.given and not _is_batch(n, s)), 128)
-    samples = []
-    for line in lines:
-        enc = tokenizer([line], padding="max_length", truncation=True, max_length=seq, return_tensors="np")
-        missing = [s.name for s in specs if s.name not in enc]
-        if missing:
-            raise UsageError(f"the tokenizer gives no {', '.join(missing)}", hint="give an .npz of input arrays instead")
-        samples.append({s.name: enc[s.name].astype(s.dtype) for s in specs})
+    encoded = encode(tokenizer_dir / "tokenizer.json", lines, seq)
+    missing = [s.name for s in specs if s.name not in encoded]
+    if missing:
+        raise UsageError(f"the tokenizer gives no {', '.join(missing)}", hint="give an .npz of input arrays instead")
+    samples = [{s.name: encoded[s.name][i : i + 1].astype(s.dtype) for s in specs} for i in range(len(lines))]
     return Dataset(samples, None, f"{path.name}: {len(samples)} sentences, padded to {seq} tokens")
-

@@ -35,53 +35,74 @@ class EdgeError(Exception):
 
 
 class UsageError(EdgeError):
+    """A malformed argument or input: a bad spec, a wrong shape or dtype."""
+
     exit_code = 2
 
 
 class InputNotFoundError(EdgeError):
+    """A file, folder or module that is not there."""
+
     exit_code = 3
 
 
 class InvalidModelError(EdgeError):
+    """A model or bundle that cannot be read or trusted (corrupt, changed, other architecture)."""
+
     exit_code = 4
 
 
 class ConfigError(EdgeError):
+    """A target or profile file that breaks the schema."""
+
     exit_code = 5
 
 
 class UnknownTargetError(ConfigError):
+    """A target or profile name that does not exist."""
+
     exit_code = 5
 
 
 class ExportError(EdgeError):
+    """The exporter failed (a factory raised, a converter broke)."""
+
     exit_code = 6
 
 
 class UnsupportedOpError(ExportError):
+    """An op or module the exporter cannot convert."""
+
     exit_code = 6
 
 
 class ValidationError(EdgeError):
+    """An artifact beyond its tolerance, or a variant beyond its accuracy budget."""
+
     exit_code = 7
 
 
 class OutputExistsError(EdgeError):
+    """The output folder exists and --force was not given."""
+
     exit_code = 8
 
 
 class MissingDependencyError(EdgeError):
+    """An optional package is missing; the hint is the pip line."""
+
     exit_code = 9
 
 
-def require(module: str, extra: str = "export"):
+def require(module: str, extra: str = "export", package: str | None = None):
     """Import an optional heavy dependency, or say exactly how to install it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        name = package or module.split(".")[0]
         raise MissingDependencyError(
-            f"this needs the Python package '{module.split('.')[0]}', which is not installed",
+            f"this needs the Python package '{name}', which is not installed",
             hint=f"pip install 'edge-toolkit[{extra}]'",
         ) from exc

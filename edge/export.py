@@ -103,6 +103,7 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
         step(f"writing {options.output}")
         with staged(Path(options.output), options.force) as stage:
             manifest = _manifest(exported, model, inputs, outputs, target, profile, stage, fp32, build, report, outcome)
+            manifest.preprocessing = _preprocessing(stage, tokenizer, dims, inputs, options.preprocess)
             write_manifest(stage, manifest)
     return manifest
 
@@ -112,8 +113,9 @@ def _with_ranges(graph_specs: list[TensorSpec], declared: list[TensorSpec]) -> l
     by_name = {s.name: s for s in declared}
     out = []
     for spec in graph_specs:
-        src = by_name.get(spec.name)
-        out.append(TensorSpec(spec.name, spec.dtype, spec.shape, src.range, src.layout) if src else spec)
+        src = by_name.get(spec.name) or spec
+        # A NaN in a float input is a caller's bug far more often than a feature: refuse it.
+        out.append(TensorSpec(spec.name, spec.dtype, spec.shape, src.range, src.layout, spec.dtype.startswith("float")))
     return out
 
 
@@ -121,6 +123,25 @@ def _dataset(path: Path | None, *, specs, dims, tokenizer, preprocess) -> data.D
     if path is None:
         return None
     return data.load(path, specs, tokenizer_dir=tokenizer, dims=dims, preprocess=data.Preprocess.parse(preprocess))
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def _preprocessing(stage: Path, tokenizer: Path | None, dims: DimSizes, inputs, preprocess: str | None) -> dict[str, Any]:
+    """What the runtime needs to turn raw text or images into inputs, carried in the bundle."""
+    out: dict[str, Any] = {}
+    files = [f for f in TOKENIZER_FILES if tokenizer is not None and (tokenizer / f).is_file()]
+    if files:
+        (stage / "tokenizer").mkdir()
+        for name in files:
+            shutil.copyfile(tokenizer / name, stage / "tokenizer" / name)
+        sequence = next((dims.given[d] for s in inputs for d in s.dynamic_axes.values() if d in dims.given and d != "batch"), 128)
+        out["text"] = {"tokenizer": "tokenizer/tokenizer.json", "max_length": sequence}
+    if preprocess:
+        pre = data.Preprocess.parse(preprocess)
+        out["image"] = {"scale": pre.scale, "mean": list(pre.mean), "std": list(pre.std)}
+    return out
 
 
 def _simplified(model, exported: Exported, samples, work: Path, enabled: bool, step) -> tuple[Path, dict]:

@@ -158,3 +158,24 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def outputs(values: dict[str, Any]) -> Group:
+    """Each output's shape and dtype, with its values when small or top classes when 2-D."""
+    import numpy as np
+
+    parts: list[Any] = []
+    for name, value in values.items():
+        arr = np.asarray(value)
+        parts.append(Text(f"{name}: {arr.dtype} {list(arr.shape)}", style="bold"))
+        if arr.ndim == 2 and 3 <= arr.shape[1] <= 1000:  # scores over classes: show the best
+            for i, row in enumerate(arr[:8]):
+                top = np.argsort(row)[::-1][:3]
+                parts.append(Text(f"  [{i}] top: " + ", ".join(f"{k} ({row[k]:.3f})" for k in top)))
+        elif arr.size <= 16:
+            parts.append(Text("  " + np.array2string(arr, precision=4, suppress_small=True).replace("\n", "\n  ")))
+        else:
+            flat = arr.astype(np.float64).ravel()
+            parts.append(Text(f"  min {flat.min():.4g}, max {flat.max():.4g}, mean {flat.mean():.4g}; "
+                              f"first: {np.array2string(flat[:6], precision=4)}"))
+    return Group(*parts)

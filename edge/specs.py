@@ -30,6 +30,7 @@ class TensorSpec:
     shape: tuple[Dim, ...]
     range: tuple[float, float] | None = None  # values to draw random inputs from
     layout: str | None = None  # e.g. "NCHW"; recorded for the runtime's adaptation
+    finite: bool = False  # the runtime refuses NaN and infinity in this input
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
@@ -37,12 +38,15 @@ class TensorSpec:
             out["range"] = list(self.range)
         if self.layout:
             out["layout"] = self.layout
+        if self.finite:
+            out["finite"] = True
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TensorSpec:
         rng = data.get("range")
-        return cls(data["name"], data["dtype"], tuple(data["shape"]), tuple(rng) if rng else None, data.get("layout"))
+        return cls(data["name"], data["dtype"], tuple(data["shape"]), tuple(rng) if rng else None, data.get("layout"),
+                   bool(data.get("finite", False)))
 
     @property
     def dynamic_axes(self) -> dict[int, str]:

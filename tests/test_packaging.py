@@ -50,12 +50,14 @@ def test_registry_names_match_modules_and_classes():
         assert module == f"edge.exporters.{name}"
         assert cls == "".join(p.capitalize() for p in name.split("_")) + "Exporter"
         assert exporters.get(name).name == name
-    for name, (target, _pip) in BACKENDS.items():
-        assert target == f"edge.runtime.{name}:{name.capitalize()}Backend"
+    for name, entry in BACKENDS.items():
+        module = name.replace("-", "_")
+        cls = "".join(p.capitalize() for p in name.split("-")) + "Backend"
+        assert entry.backend == f"edge.runtime.{module}:{cls}"
 
 
 @pytest.mark.slow
-def test_wheel_carries_data_and_plain_install_works(tmp_path):
+def test_wheel_carries_data_and_plain_install_works(tmp_path, digits_bundle):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(ROOT)],
                    check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("edge_toolkit-*.whl")
@@ -71,7 +73,23 @@ def test_wheel_carries_data_and_plain_install_works(tmp_path):
     listed = subprocess.run([str(env_dir / "bin/edge"), "targets", "list"], capture_output=True, text=True, cwd=tmp_path)
     assert listed.returncode == 0 and "rpi-zero2w" in listed.stdout
     freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.lower()
-    assert "torch" not in freeze and "transformers" not in freeze
+    assert "torch" not in freeze and "transformers" not in freeze and "onnx==" not in freeze
+    # The runtime works there: edge.load and edge run on a bundle, without the export extra.
+    bundle = ROOT / "examples/digits/images/2_000.png"
+    code = ("import sys, numpy as np, edge\n"
+            f"m = edge.load({str(digits_bundle)!r})\n"
+            "print(int(m.run(np.zeros((1, 1, 8, 8), np.float32))['logits'].argmax()) >= 0,"
+            " sorted({k.split('.')[0] for k in sys.modules} & {'torch', 'onnx', 'transformers'}))")
+    loaded = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert loaded.stdout.strip() == "True []", loaded.stderr
+    ran = subprocess.run([str(env_dir / "bin/edge"), "run", str(digits_bundle), "--input", str(bundle)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 9 and "pip install 'edge-toolkit[images]'" in ran.stderr  # images need Pillow
+    np_file = tmp_path / "x.npy"
+    subprocess.run([str(py), "-c", f"import numpy as np; np.save({str(np_file)!r}, np.zeros((1, 1, 8, 8), np.float32))"], check=True)
+    ran = subprocess.run([str(env_dir / "bin/edge"), "run", str(digits_bundle), "--input", str(np_file)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0 and "logits: float32 [1, 10]" in ran.stdout, ran.stderr
     # Exporting without the extra says exactly what to install.
     result = subprocess.run([str(env_dir / "bin/edge"), "export", str(ROOT / "examples/digits/model.py:create"),
                              "-t", "rpi4", "-o", str(tmp_path / "b")], capture_output=True, text=True, cwd=tmp_path)

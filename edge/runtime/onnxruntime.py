@@ -1,4 +1,7 @@
-"""The onnxruntime backend. Its errors are translated here, where it is called."""
+"""The onnxruntime backend. Its errors are translated here, where it is called.
+
+``InferenceSession.run`` is thread-safe, so one session serves concurrent callers.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +10,24 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InvalidModelError, UsageError
+from edge.specs import TensorSpec
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64", "tensor(int64)": "int64",
+          "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 
 
 class OnnxruntimeSession:
     def __init__(self, session) -> None:
-        self._session = session
+        self.raw = session  # the onnxruntime.InferenceSession underneath
         self._outputs = [o.name for o in session.get_outputs()]
-
-    @property
-    def raw(self):
-        """The onnxruntime.InferenceSession underneath."""
-        return self._session
+        self.inputs = [_spec(v) for v in session.get_inputs()]
+        self.outputs = [_spec(v) for v in session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import onnxruntime as ort
-
         try:
-            values = self._session.run(self._outputs, feeds)
-        except (ort.capi.onnxruntime_pybind11_state.InvalidArgument, ValueError) as exc:
+            values = self.raw.run(self._outputs, feeds)
+        except Exception as exc:  # onnxruntime raises InvalidArgument, Fail, RuntimeException...
             raise UsageError(f"onnxruntime refused the inputs: {_first_line(exc)}") from exc
         return dict(zip(self._outputs, values))
 
@@ -49,8 +50,14 @@ class OnnxruntimeBackend:
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise InvalidModelError(f"onnxruntime cannot load {path.name}: {_first_line(exc)}") from exc
+            raise InvalidModelError(f"onnxruntime cannot load {Path(path).name}: {_first_line(exc)}") from exc
         return OnnxruntimeSession(session)
+
+
+def _spec(value) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else f"{value.name}_dim{i}")
+                  for i, d in enumerate(value.shape))
+    return TensorSpec(value.name, _TYPES.get(value.type, value.type), shape)
 
 
 def _first_line(exc: BaseException) -> str:

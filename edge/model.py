@@ -1,0 +1,238 @@
+"""``edge.load``: the on-device runtime. Numpy and one inference runtime, nothing else.
+
+    >>> import edge
+    >>> model = edge.load("build/demo/digits")            # doctest: +SKIP
+    >>> model.run({"pixels": image})["logits"].argmax()    # doctest: +SKIP
+
+A bundle's manifest says which artifacts exist, which passed their gates and which was
+fastest on the target; ``load`` takes the first of those that an installed runtime can
+run, checks its sha256, and configures threads (and, on big.LITTLE, big-core affinity)
+from the profile. ``Model.run`` checks every input against the manifest before the runtime
+sees it, so a wrong shape is a clear ``InputError``, not a C++ trace.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from edge.bundle import Artifact, Manifest, read_manifest, sha256_file
+from edge.errors import EdgeError, InvalidModelError, MissingDependencyError, UsageError
+from edge.runtime import BACKENDS, Backend, Session, backend, for_format
+from edge.specs import TensorSpec
+
+FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+
+
+class InputError(UsageError):
+    """An input that does not fit the model: wrong name, shape, dtype, or a NaN."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``load`` picked and why: recorded so an app can log it."""
+
+    artifact: str
+    runtime: str
+    runtime_version: str
+    threads: int
+    affinity: list[int] | None
+    reason: str
+
+
+class Model:
+    """A loaded artifact: ``run`` it with a dict or positional arrays, get named outputs.
+
+    ``run`` may be called from several threads at once: onnxruntime runs the calls
+    concurrently; the TFLite interpreters serialise them behind a lock.
+    """
+
+    def __init__(self, session: Session, inputs: list[TensorSpec], outputs: list[TensorSpec], choice: Choice,
+                 layouts: Mapping[str, str] | None = None) -> None:
+        self._session = session
+        self.inputs = inputs
+        self.outputs = outputs
+        self.choice = choice
+        self._names = [s.name for s in inputs]
+        self._specs = {s.name: (s, np.dtype(s.dtype)) for s in inputs}
+        # The artifact may want another layout than the user gives (NHWC TFLite for NCHW input).
+        self._transpose = {}
+        for spec in inputs:
+            wanted = (layouts or {}).get(spec.name)
+            if wanted and spec.layout and wanted != spec.layout:
+                self._transpose[spec.name] = tuple(spec.layout.index(c) for c in wanted)
+
+    def __repr__(self) -> str:
+        c = self.choice
+        return f"<edge.Model {c.artifact} on {c.runtime} {c.runtime_version}, {c.threads} threads>"
+
+    def run(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Run the model; returns ``{output name: array}``.
+
+        >>> model.run({"pixels": x})      # doctest: +SKIP
+        >>> model.run(x)                  # positional, in ``model.inputs`` order  # doctest: +SKIP
+        """
+        feeds = self._feeds(args, kwargs)
+        return self._session.run(feeds)
+
+    __call__ = run
+
+    def _feeds(self, args: tuple, kwargs: dict) -> dict[str, np.ndarray]:
+        if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs:
+            given = dict(args[0])
+        elif args and not kwargs:
+            if len(args) != len(self._names):
+                raise InputError(f"the model takes {len(self._names)} input(s) ({', '.join(self._names)}), got {len(args)}")
+            given = dict(zip(self._names, args))
+        else:
+            given = kwargs
+        unknown = [k for k in given if k not in self._specs]
+        missing = [n for n in self._names if n not in given]
+        if unknown or missing:
+            detail = "; ".join(filter(None, [unknown and f"unknown {', '.join(unknown)}", missing and f"missing {', '.join(missing)}"]))
+            raise InputError(f"inputs do not match the model ({detail})", hint=f"the model takes {', '.join(self._names)}")
+        feeds: dict[str, np.ndarray] = {}
+        sizes: dict[str, int] = {}
+        for name in self._names:
+            spec, dtype = self._specs[name]
+            value = given[name]
+            if not isinstance(value, np.ndarray):
+                value = np.asarray(value, dtype=dtype)  # lists and scalars take the declared dtype
+            if value.dtype != dtype:
+                raise InputError(f"input '{name}': expected dtype {dtype}, got {value.dtype}",
+                                 hint=f"convert with .astype(np.{dtype})")
+            _check_shape(name, spec, value.shape, sizes)
+            if spec.finite and value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise InputError(f"input '{name}' holds NaN or infinity, which this model does not accept")
+            axes = self._transpose.get(name)
+            feeds[name] = np.ascontiguousarray(value.transpose(axes)) if axes else value
+        return feeds
+
+
+def _check_shape(name: str, spec: TensorSpec, shape: tuple, sizes: dict[str, int]) -> None:
+    expected = list(spec.shape)
+    if len(shape) != len(expected):
+        raise InputError(f"input '{name}': expected {len(expected)} dimensions {expected}, got shape {list(shape)}")
+    for axis, (want, got) in enumerate(zip(expected, shape)):
+        if isinstance(want, int):
+            if want != got:
+                raise InputError(f"input '{name}': expected shape {expected}, got {list(shape)} (axis {axis} must be {want})")
+        elif sizes.setdefault(want, got) != got:
+            raise InputError(f"input '{name}': axis '{want}' is {got} here but {sizes[want]} in another input")
+
+
+def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend | None = None,
+         threads: int | None = None, verify: bool = True) -> Model:
+    """Load a bundle (or a bare ``.onnx``/``.tflite`` file) for this device.
+
+    ``target="auto"`` checks that the bundle was built for this machine's architecture;
+    naming the bundle's target runs it anyway. ``runtime`` restricts the choice to one
+    runtime (a name or a backend object). ``threads`` overrides the profile's.
+    ``verify`` checks the artifact's sha256 against the manifest.
+
+    >>> model = edge.load("build/minilm", threads=2)   # doctest: +SKIP
+    >>> model.choice.artifact, model.choice.runtime    # doctest: +SKIP
+    ('int8', 'onnxruntime')
+    """
+    path = Path(path)
+    if path.is_file() or path.suffix in FORMATS:
+        return _load_file(path, runtime, threads)
+    manifest = read_manifest(path)
+    _check_target(manifest, target)
+    artifact, runtime_name, reason = _choose(manifest, runtime)
+    file = path / artifact.path
+    if not file.is_file():
+        raise InvalidModelError(f"bundle {path} lists {artifact.path}, which is missing", hint="re-export the bundle")
+    if verify and sha256_file(file) != artifact.sha256:
+        raise InvalidModelError(f"{file} does not match the sha256 in its manifest: the file was changed or damaged",
+                                hint="re-export the bundle, or copy it again")
+    settings = manifest.profile.get("runtime", {})
+    chosen_backend = runtime if runtime is not None and not isinstance(runtime, str) else backend(runtime_name)
+    affinity = _affinity(settings.get("affinity", "all"))
+    count = threads if threads is not None else (settings.get("threads") or len(affinity or []) or os.cpu_count() or 1)
+    session = chosen_backend.open(file, threads=count, optimization=settings.get("graph_optimization", "all"))
+    inputs = [TensorSpec.from_json(s) for s in manifest.inputs]
+    outputs = [TensorSpec.from_json(s) for s in manifest.outputs]
+    choice = Choice(artifact.name, chosen_backend.name, chosen_backend.version(), count, affinity, reason)
+    return Model(session, inputs, outputs, choice, artifact.layouts)
+
+
+def _load_file(path: Path, runtime: str | Backend | None, threads: int | None) -> Model:
+    fmt = FORMATS.get(path.suffix)
+    if fmt is None:
+        raise UsageError(f"cannot tell the format of {path.name}", hint="give a bundle folder, a .onnx or a .tflite file")
+    if not path.is_file():
+        from edge.errors import InputNotFoundError
+
+        raise InputNotFoundError(f"no such file: {path}")
+    if runtime is None or isinstance(runtime, str):
+        names = [runtime] if runtime else [n for n in for_format(fmt) if BACKENDS[n].installed()] or for_format(fmt)[:1]
+        chosen = backend(names[0])
+    else:
+        chosen = runtime
+    session = chosen.open(path, threads=threads or 0)
+    choice = Choice(path.name, chosen.name, chosen.version(), threads or 0, None, "a bare file")
+    return Model(session, session.inputs, session.outputs, choice)
+
+
+def _check_target(manifest: Manifest, target: str) -> None:
+    built_for = manifest.target.get("name")
+    arch = manifest.target.get("arch")
+    if target == "auto":
+        here = platform.machine().lower().replace("arm64", "aarch64").replace("amd64", "x86_64")
+        if arch and arch != here:
+            raise InvalidModelError(
+                f"this bundle was built for {built_for} ({arch}); this machine is {here}",
+                hint=f"export it for this machine (--target auto), or pass target='{built_for}' to run it here anyway",
+            )
+    elif target != built_for:
+        raise UsageError(f"this bundle was built for {built_for}, not {target}", hint="export it with --target " + target)
+
+
+def _choose(manifest: Manifest, runtime: str | Backend | None) -> tuple[Artifact, str, str]:
+    """The first preferred artifact that passed its checks and that an installed runtime runs."""
+    wanted = runtime if isinstance(runtime, str) or runtime is None else runtime.name
+    preference = manifest.profile.get("runtime", {}).get("preference", list(BACKENDS))
+    by_name = {a.name: a for a in manifest.artifacts}
+    order = [by_name[n] for n in manifest.preferred if n in by_name] or manifest.artifacts
+    refused = []
+    for artifact in order:
+        check = artifact.gate if artifact.gate is not None else artifact.validation
+        if not check.get("passed", False):
+            refused.append(f"{artifact.name}: failed its check")
+            continue
+        names = [n for n in preference if n in for_format(artifact.format)] + [
+            n for n in for_format(artifact.format) if n not in preference]
+        for name in names:
+            if wanted and name != wanted:
+                continue
+            if isinstance(runtime, str) or runtime is None:
+                if not BACKENDS[name].installed():
+                    refused.append(f"{artifact.name}: {name} is not installed ({BACKENDS[name].pip})")
+                    continue
+            why = "the fastest measured" if artifact.latency else "first in the profile's order"
+            return artifact, name, f"{why} among the artifacts that passed their checks"
+        if wanted and wanted not in for_format(artifact.format):
+            refused.append(f"{artifact.name}: a {artifact.format} artifact, which {wanted} cannot run")
+    hint = next((BACKENDS[n].pip for n in BACKENDS if any(n in r for r in refused)), None)
+    error = MissingDependencyError if any("not installed" in r for r in refused) else EdgeError
+    raise error(f"no artifact of this bundle can run here ({'; '.join(refused) or 'none listed'})", hint=hint)
+
+
+def _affinity(policy: str) -> list[int] | None:
+    """Pin to the big cores of a big.LITTLE machine when the profile asks; None: no pinning."""
+    if policy != "big" or not hasattr(os, "sched_setaffinity"):
+        return None
+    from edge.detect import read_facts
+
+    facts = read_facts("/")
+    if not facts.heterogeneous:
+        return None
+    cores = facts.big_cores()
+    os.sched_setaffinity(0, cores)
+    return cores
