@@ -10,8 +10,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -97,6 +95,9 @@ def staged(destination: Path, force: bool) -> Iterator[Path]:
 
     Any exception (or Ctrl-C) removes the staging folder and leaves ``destination`` as it was.
     """
+    import shutil
+    import tempfile
+
     destination = Path(destination)
     if destination.exists() and not force:
         raise OutputExistsError(f"{destination} already exists", hint="choose another -o or pass --force to replace it")

@@ -14,7 +14,6 @@ sees it, so a wrong shape is a clear ``InputError``, not a C++ trace.
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -59,7 +58,7 @@ class Model:
         self.outputs = outputs
         self.choice = choice
         self._names = [s.name for s in inputs]
-        self._specs = {s.name: (s, np.dtype(s.dtype)) for s in inputs}
+        self._specs = {s.name: (s, _numpy_dtype(s.dtype)) for s in inputs}
         # The artifact may want another layout than the user gives (NHWC TFLite for NCHW input).
         self._transpose = {}
         for spec in inputs:
@@ -101,6 +100,9 @@ class Model:
         for name in self._names:
             spec, dtype = self._specs[name]
             value = given[name]
+            if dtype is None:  # a sequence, an optional or a type numpy lacks (bfloat16): the runtime checks it
+                feeds[name] = value
+                continue
             if not isinstance(value, np.ndarray):
                 value = np.asarray(value, dtype=dtype)  # lists and scalars take the declared dtype
             if value.dtype != dtype:
@@ -112,6 +114,13 @@ class Model:
             axes = self._transpose.get(name)
             feeds[name] = np.ascontiguousarray(value.transpose(axes)) if axes else value
         return feeds
+
+
+def _numpy_dtype(name: str) -> np.dtype | None:
+    try:
+        return np.dtype(name)
+    except TypeError:
+        return None
 
 
 def _check_shape(name: str, spec: TensorSpec, shape: tuple, sizes: dict[str, int]) -> None:
@@ -184,6 +193,8 @@ def _check_target(manifest: Manifest, target: str) -> None:
     built_for = manifest.target.get("name")
     arch = manifest.target.get("arch")
     if target == "auto":
+        import platform
+
         here = platform.machine().lower().replace("arm64", "aarch64").replace("amd64", "x86_64")
         if arch and arch != here:
             raise InvalidModelError(

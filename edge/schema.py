@@ -8,7 +8,7 @@ closest valid key; a wrong type names what was expected. Nothing only warns.
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -54,6 +54,8 @@ def _convert(tp: Any, value: Any, where: str, key: str, partial: bool) -> Any:
         return _convert(options[0], value, where, key, partial)
     if origin is Literal:
         if value not in get_args(tp):
+            import difflib
+
             close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
             hint = f"did you mean '{close[0]}'?" if close else None
             raise _fail(where, key, f"must be {_type_name(tp)}, got {value!r}", hint)
@@ -79,14 +81,21 @@ def _convert(tp: Any, value: Any, where: str, key: str, partial: bool) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _convert_record(cls: Any, value: Any, where: str, key: str, partial: bool) -> Any:
     if not isinstance(value, dict):
         raise _fail(where, key, f"must be a table, got {type(value).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     prefix = f"{key}." if key else ""
     for name in value:
         if name not in fields:
+            import difflib
+
             close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.5)
             hint = f"did you mean '{prefix}{close[0]}'?" if close else f"valid keys: {', '.join(fields)}"
             raise _fail(where, prefix + name, "is not a known key", hint)

@@ -13,8 +13,7 @@ from edge.errors import InvalidModelError, UsageError
 from edge.specs import TensorSpec
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64", "tensor(int64)": "int64",
-          "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+_NUMPY = {"float": "float32", "double": "float64", "string": "object"}  # ONNX element type -> numpy, where names differ
 
 
 class OnnxruntimeSession:
@@ -57,7 +56,9 @@ class OnnxruntimeBackend:
 def _spec(value) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else f"{value.name}_dim{i}")
                   for i, d in enumerate(value.shape))
-    return TensorSpec(value.name, _TYPES.get(value.type, value.type), shape)
+    kind = value.type  # "tensor(float)", "seq(tensor(int64))", ...
+    element = kind[len("tensor("):-1] if kind.startswith("tensor(") else kind
+    return TensorSpec(value.name, _NUMPY.get(element, element), shape)
 
 
 def _first_line(exc: BaseException) -> str:
