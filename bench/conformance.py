@@ -36,6 +36,7 @@ def _close(got: list, want: list[np.ndarray]) -> bool:
 
 def run() -> dict:
     import tempfile
+    import warnings
 
     import onnx
     import onnxruntime as ort
@@ -47,7 +48,8 @@ def run() -> dict:
     counts = {"cases": 0, "not_plain_tensors": 0, "ort_cannot_load": 0, "ort_wrong": 0, "ort_right": 0,
               "edge_right": 0, "edge_differs": 0}
     differs = []
-    with tempfile.TemporaryDirectory(prefix="edge-conformance-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edge-conformance-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the case generators overflow and divide by zero on purpose
         for case in collect_testcases():
             counts["cases"] += 1
             inputs, expected = case.data_sets[0]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edge import __version__, catalog, quantize, repair, speed
+from edge import catalog, quantize, repair, speed
 from edge import gate as gates
 from edge.catalog import Gate, Variant
 from edge.data import Dataset
