@@ -35,6 +35,7 @@ class Artifact:
     gate: dict[str, Any] | None = None  # a quantized artifact against the fp32 one
     latency: dict[str, Any] | None = None  # measured at export time on a machine of the target's class
     layouts: dict[str, str] = field(default_factory=dict)  # input -> layout the artifact wants, where it differs
+    ops: list[list[Any]] = field(default_factory=list)  # TFLite: [builtin op, version], for compatibility checks
 
 
 @dataclass

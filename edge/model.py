@@ -23,6 +23,7 @@ import numpy as np
 from edge.bundle import Artifact, Manifest, read_manifest, sha256_file
 from edge.errors import EdgeError, InvalidModelError, MissingDependencyError, UsageError
 from edge.runtime import BACKENDS, Backend, Session, backend, for_format
+from edge.runtime.tflite_ops import unsupported
 from edge.specs import TensorSpec
 
 FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
@@ -222,6 +223,10 @@ def _choose(manifest: Manifest, runtime: str | Backend | None) -> tuple[Artifact
         for name in names:
             if wanted and name != wanted:
                 continue
+            too_new = unsupported(artifact.ops, name)
+            if too_new:
+                refused.append(f"{artifact.name}: {name} cannot run {', '.join(too_new)}")
+                continue
             if isinstance(runtime, str) or runtime is None:
                 if not BACKENDS[name].installed():
                     refused.append(f"{artifact.name}: {name} is not installed ({BACKENDS[name].pip})")
@@ -230,7 +235,7 @@ def _choose(manifest: Manifest, runtime: str | Backend | None) -> tuple[Artifact
             return artifact, name, f"{why} among the artifacts that passed their checks"
         if wanted and wanted not in for_format(artifact.format):
             refused.append(f"{artifact.name}: a {artifact.format} artifact, which {wanted} cannot run")
-    hint = next((BACKENDS[n].pip for n in BACKENDS if any(n in r for r in refused)), None)
+    hint = next((BACKENDS[n].pip for n in BACKENDS if any(f"{n} is not installed" in r for r in refused)), None)
     error = MissingDependencyError if any("not installed" in r for r in refused) else EdgeError
     raise error(f"no artifact of this bundle can run here ({'; '.join(refused) or 'none listed'})", hint=hint)
 

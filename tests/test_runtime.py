@@ -210,3 +210,41 @@ def test_public_surface_has_docstrings():
         if callable(obj):
             assert obj.__doc__, name
     assert ">>>" in edge.load.__doc__ and ">>>" in edge.Model.run.__doc__
+
+
+def _tflite_bundle(tmp_path: Path, ops: list[list] | None = None) -> Path:
+    """A bundle around a real TFLite model (pyopen-wakeword's hey_jarvis), its ops read from the file."""
+    from edge.bundle import Artifact, Manifest, sha256_file, write_manifest
+    from edge.runtime.tflite_ops import read_ops
+
+    folder = tmp_path / "wake"
+    folder.mkdir()
+    shutil.copyfile(_wakeword("hey_jarvis.tflite"), folder / "model.fp32.tflite")
+    found = read_ops(folder / "model.fp32.tflite")
+    artifact = Artifact("fp32", "tflite", "model.fp32.tflite", (folder / "model.fp32.tflite").stat().st_size,
+                        sha256_file(folder / "model.fp32.tflite"), "fp32", validation={"passed": True}, ops=ops or found)
+    manifest = Manifest(1, "2026-11-22T00:00:00+00:00", {"kind": "tflite"}, {"name": "x86-avx512", "arch": "x86_64"},
+                        {"runtime": {"preference": ["litert", "tflite-runtime"], "threads": 1}},
+                        [{"name": "serving_default_x.1:0", "dtype": "float32", "shape": [1, 16, 96]}],
+                        [{"name": "PartitionedCall:0", "dtype": "float32", "shape": [1, 1]}], [artifact], {})
+    write_manifest(folder, manifest)
+    return folder
+
+
+def test_tflite_bundle_runs_in_litert_with_its_ops_recorded(tmp_path):
+    from edge.runtime.tflite_ops import read_ops
+
+    ops = read_ops(_wakeword("hey_jarvis.tflite"))
+    assert ["FULLY_CONNECTED", 1] in ops and ["LOGISTIC", 1] in ops
+    model = edge.load(_tflite_bundle(tmp_path))
+    assert model.choice.runtime == "litert" and model.choice.threads == 1
+    (score,) = model.run(np.zeros((1, 16, 96), np.float32)).values()
+    assert score.shape == (1, 1) and 0 <= score.item() <= 1
+
+
+def test_ops_too_new_for_an_older_interpreter_are_refused_before_loading(tmp_path):
+    bundle = _tflite_bundle(tmp_path, ops=[["FULLY_CONNECTED", 12], ["GATHER_ND", 5]])
+    with pytest.raises(edge.EdgeError) as exc:
+        edge.load(bundle, runtime="tflite-runtime")
+    assert "tflite-runtime cannot run FULLY_CONNECTED v12, GATHER_ND v5" in exc.value.message
+    assert edge.load(bundle).choice.runtime == "litert"  # LiteRT has no such limit
