@@ -24,6 +24,7 @@ from edge.runtime import backend
 
 log = logging.getLogger(__name__)
 RANKING_SAMPLES = 16
+SLOWER = 1.10  # flag a variant more than 10 % slower than fp32
 
 
 @dataclass
@@ -196,9 +197,10 @@ def measure(target: catalog.Target, profile: catalog.Profile, fp32: Path, held_o
     for b in outcome.built:
         b.latency = speed.latency(ort.open(b.path, threads=threads), feeds, threads, runtime)
         ratio = b.latency["median_ms"] / outcome.fp32_latency["median_ms"]
-        if ratio > 1.0:
+        if ratio > SLOWER:  # below that, an export-time median is within its own noise
             outcome.notes.append(f"variant '{b.variant.name}' is SLOWER than fp32 here: "
-                                 f"{b.latency['median_ms']:.3f} ms vs {outcome.fp32_latency['median_ms']:.3f} ms")
+                                 f"{b.latency['median_ms']:.3f} ms vs {outcome.fp32_latency['median_ms']:.3f} ms "
+                                 f"(+{(ratio - 1) * 100:.0f} %)")
 
 
 def preference(artifacts: list) -> list[str]:
