@@ -84,28 +84,35 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
                 f"{profile.validation.atol:g}, rtol {profile.validation.rtol:g}, min cosine {profile.validation.min_cosine:g})",
                 hint="pass --no-strict to keep the bundle anyway, or loosen [validation] in a profile",
             )
-        outcome = variants.Outcome()
-        todo = [v for v in wanted if v != variants.reference_variant(profile)]
-        outcome.skipped += [variants.skip(v, f"{v.format} artifacts are not built by edge {__version__} yet")
-                            for v in todo if v.format != "onnx"]
-        todo = [v for v in todo if v.format == "onnx"]
-        if todo:
-            gate = replace(profile.gate, **{k: v for k, v in options.gate.items() if v is not None})
-            calibration = load(options.calib_data) or data.synthetic(inputs, dims, gate.samples, seed=100)
-            held_out = load(options.eval_data) or (
-                calibration if options.calib_data else data.synthetic(inputs, dims, gate.samples, seed=200))
-            # On synthetic inputs a classifier's top-1 is ill-posed (random inputs sit near decision
-            # boundaries): compare the outputs numerically instead, as the warning says.
-            kind = "generic" if held_out.synthetic else gates.kind_for(gate, exported.source.get("task"), outputs)
-            ctx = variants.Context(fp32, work, gate, kind, calibration, held_out, step)
-            variants.build_all(todo, ctx, options.strict, outcome)
-            variants.measure(target, profile, fp32, held_out, outcome, step)
+        outcome = _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, dims, load, target)
         step(f"writing {options.output}")
         with staged(Path(options.output), options.force) as stage:
             manifest = _manifest(exported, model, inputs, outputs, target, profile, stage, fp32, build, report, outcome)
             manifest.preprocessing = _preprocessing(stage, tokenizer, dims, inputs, options.preprocess)
             write_manifest(stage, manifest)
     return manifest
+
+
+def _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, dims, load, target) -> variants.Outcome:
+    """Build every non-fp32 variant the profile asks for, each through the accuracy gate."""
+    outcome = variants.Outcome()
+    todo = [v for v in wanted if v != variants.reference_variant(profile)]
+    outcome.skipped += [variants.skip(v, f"{v.format} artifacts are not built by edge {__version__} yet")
+                        for v in todo if v.format != "onnx"]
+    todo = [v for v in todo if v.format == "onnx"]
+    if not todo:
+        return outcome
+    gate = replace(profile.gate, **{k: v for k, v in options.gate.items() if v is not None})
+    calibration = load(options.calib_data) or data.synthetic(inputs, dims, gate.samples, seed=100)
+    held_out = load(options.eval_data) or (
+        calibration if options.calib_data else data.synthetic(inputs, dims, gate.samples, seed=200))
+    # On synthetic inputs a classifier's top-1 is ill-posed (random inputs sit near decision
+    # boundaries): compare the outputs numerically instead, as the warning says.
+    kind = "generic" if held_out.synthetic else gates.kind_for(gate, exported.source.get("task"), outputs)
+    ctx = variants.Context(fp32, work, gate, kind, calibration, held_out, options.on_progress)
+    variants.build_all(todo, ctx, options.strict, outcome)
+    variants.measure(target, profile, fp32, held_out, outcome, options.on_progress)
+    return outcome
 
 
 def _with_ranges(graph_specs: list[TensorSpec], declared: list[TensorSpec]) -> list[TensorSpec]:
