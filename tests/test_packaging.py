@@ -54,6 +54,12 @@ def test_registry_names_match_modules_and_classes():
         module = name.replace("-", "_")
         cls = "".join(p.capitalize() for p in name.split("-")) + "Backend"
         assert entry.backend == f"edge.runtime.{module}:{cls}"
+    from edge.meters import METERS, meter
+
+    for name, target in METERS.items():
+        module = name.replace("-", "_")
+        cls = "".join(p.capitalize() for p in name.split("-")) + "Meter"
+        assert target == f"edge.meters.{module}:{cls}" and meter(name).name == name
 
 
 @pytest.mark.slow
