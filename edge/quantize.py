@@ -9,7 +9,9 @@ step keeps in float.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -132,7 +134,10 @@ def _static(fp32: Path, out: Path, variant: Variant, calibration: Dataset | None
     with tempfile.TemporaryDirectory(prefix="edge-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         try:
-            q.quant_pre_process(str(fp32), str(prepared), skip_optimization=False)
+            # When its symbolic shape inference fails, quant_pre_process leaves a <uuid>.data file
+            # in the current directory: run it from the scratch folder.
+            with _inside(tmp):
+                q.quant_pre_process(str(fp32), str(prepared), skip_optimization=False)
         except Exception as exc:  # pre-processing is an optimisation; quantize the graph as it is
             log.warning("quant_pre_process failed (%s); quantizing without it", exc)
             prepared = fp32
@@ -154,6 +159,16 @@ def _static(fp32: Path, out: Path, variant: Variant, calibration: Dataset | None
         "reduce_range": variant.reduce_range, "op_types": _op_types(variant), "kept_in_float": exclude,
         "notes": notes,
     }
+
+
+@contextlib.contextmanager
+def _inside(folder: str):
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def _opset(path: Path) -> int:
