@@ -59,11 +59,16 @@ class Manifest:
         return schema.to_dict(self)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def hash_into(digest: Any, path: Path) -> None:
+    """Feed a file to a hashlib digest in 1 MiB chunks (artifacts run to hundreds of MB)."""
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    hash_into(digest, path)
     return digest.hexdigest()
 
 

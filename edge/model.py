@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edge.bundle import Artifact, Manifest, read_manifest, sha256_file
-from edge.errors import EdgeError, InvalidModelError, MissingDependencyError, UsageError
+from edge.errors import EdgeError, InputNotFoundError, InvalidModelError, MissingDependencyError, UsageError
 from edge.runtime import BACKENDS, Backend, Session, backend, for_format
 from edge.runtime.tflite_ops import unsupported
 from edge.specs import TensorSpec
@@ -177,8 +177,6 @@ def _load_file(path: Path, runtime: str | Backend | None, threads: int | None) -
     if fmt is None:
         raise UsageError(f"cannot tell the format of {path.name}", hint="give a bundle folder, a .onnx or a .tflite file")
     if not path.is_file():
-        from edge.errors import InputNotFoundError
-
         raise InputNotFoundError(f"no such file: {path}")
     if runtime is None or isinstance(runtime, str):
         names = [runtime] if runtime else [n for n in for_format(fmt) if BACKENDS[n].installed()] or for_format(fmt)[:1]

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge import onnxfile
 from edge.catalog import Variant
 from edge.data import Dataset
 from edge.errors import ExportError, require
@@ -141,9 +142,10 @@ def _static(fp32: Path, out: Path, variant: Variant, calibration: Dataset | None
         except Exception as exc:  # pre-processing is an optimisation; quantize the graph as it is
             log.warning("quant_pre_process failed (%s); quantizing without it", exc)
             prepared = fp32
-        if _opset(prepared) < 13:
+        graph = require("onnx").load(str(prepared))
+        if onnxfile.opset(graph) < 13:
             # Per-channel QDQ needs DequantizeLinear's axis (opset 13).
-            notes.append(_upgrade(prepared, Path(tmp) / "opset13.onnx"))
+            notes.append(_upgrade(graph, Path(tmp) / "opset13.onnx"))
             prepared = Path(tmp) / "opset13.onnx"
         q.quantize_static(
             prepared, out, _Reader(calibration.samples), quant_format=q.QuantFormat.QDQ,
@@ -171,18 +173,11 @@ def _inside(folder: str):
         os.chdir(here)
 
 
-def _opset(path: Path) -> int:
-    onnx = require("onnx")
-    model = onnx.load(str(path), load_external_data=False)
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
-def _upgrade(src: Path, dst: Path) -> str:
+def _upgrade(model: Any, dst: Path) -> str:
     onnx = require("onnx")
     from onnx import version_converter
 
-    model = onnx.load(str(src))
-    before = _opset(src)
+    before = onnxfile.opset(model)
     try:
         converted = version_converter.convert_version(model, 13)
     except Exception as exc:

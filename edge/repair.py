@@ -35,16 +35,22 @@ class RepairResult:
     ranking: list[dict[str, Any]] = field(default_factory=list)
 
 
-def leave_one_out(candidates: list[str], build: Callable[[list[str]], Path],
-                  badness: Callable[[Path], float], baseline: float) -> list[tuple[str, float]]:
+def leave_one_out(candidates: list[str], build: Callable[[list[str]], Path], badness: Callable[[Path], float],
+                  baseline: float, discard: Callable[[Path], None] = lambda p: None) -> list[tuple[str, float]]:
     """(layer, how much keeping it alone in float lowers the error), best first."""
-    gains = [(name, baseline - badness(build([name]))) for name in candidates]
+    gains = []
+    for name in candidates:
+        trial = build([name])
+        gains.append((name, baseline - badness(trial)))
+        discard(trial)  # one model per candidate: a large graph would fill the disk
     return sorted(gains, key=lambda kv: -kv[1])
 
 
 def repair(path: Path, report: GateReport, *, build: Callable[[list[str]], Path], check: Callable[[Path], GateReport],
            rank: Callable[[Path, GateReport], list[tuple[str, float]]], max_steps: int,
-           cost: Callable[[str], int] = lambda name: 0, on_step: Callable[[str], None] = lambda s: None) -> RepairResult:
+           cost: Callable[[str], int] = lambda name: 0, on_step: Callable[[str], None] = lambda s: None,
+           discard: Callable[[Path], None] = lambda p: None) -> RepairResult:
+    """Keep ranked layers in float until ``check`` passes; ``discard`` gets every model left behind."""
     result = RepairResult(path, report, [], [{"kept_in_float": [], "gate": report.to_json()}])
     if report.passed or max_steps <= 0:
         return result
@@ -54,6 +60,7 @@ def repair(path: Path, report: GateReport, *, build: Callable[[list[str]], Path]
     for name, gain in ranking[:max_steps]:
         kept = result.kept_in_float + [name]
         on_step(f"repair step {len(kept)}: keeping '{name}' in float")
+        discard(result.path)
         result.path = build(kept)
         result.report = check(result.path)
         result.kept_in_float = kept
@@ -61,11 +68,11 @@ def repair(path: Path, report: GateReport, *, build: Callable[[list[str]], Path]
         if result.report.passed:
             break
     if result.report.passed and len(result.kept_in_float) > 1:
-        _give_back(result, build, check, cost, on_step)
+        _give_back(result, build, check, cost, on_step, discard)
     return result
 
 
-def _give_back(result: RepairResult, build, check, cost, on_step) -> None:
+def _give_back(result: RepairResult, build, check, cost, on_step, discard) -> None:
     """Return kept layers to int8, costliest first, wherever the gate still passes without them."""
     for name in sorted(result.kept_in_float, key=lambda n: -cost(n)):
         kept = [n for n in result.kept_in_float if n != name]
@@ -73,8 +80,11 @@ def _give_back(result: RepairResult, build, check, cost, on_step) -> None:
         report = check(path)
         on_step(f"repair: '{name}' back to int8 -> {'still passes' if report.passed else 'misses, stays float'}")
         if report.passed:
+            discard(result.path)
             result.path, result.report, result.kept_in_float = path, report, kept
             result.steps.append({"kept_in_float": kept, "returned_to_int8": name, "gate": report.to_json()})
+        else:
+            discard(path)
 
 
 def onnx_layer_errors(fp32: Path, quantized: Path, candidates: list[str], samples: list[dict[str, np.ndarray]],

@@ -91,7 +91,8 @@ def build(variant: Variant, ctx: Context) -> Built:
             errors = repair.onnx_layer_errors(ctx.fp32, path, candidates, [ctx.evaluation.samples[i] for i in worst],
                                               lambda p: ort.open(p, optimization="disable"))
             shortlist = [name for name, _ in errors[: repair.SHORTLIST]]
-        return [(name, gain) for name, gain in repair.leave_one_out(shortlist, make, badness, badness(path)) if gain > 0]
+        gains = repair.leave_one_out(shortlist, make, badness, badness(path), discard=_discard)
+        return [(name, gain) for name, gain in gains if gain > 0]
 
     ctx.on_progress(f"quantizing variant '{variant.name}' ({variant.precision})")
     first = make([])
@@ -99,7 +100,8 @@ def build(variant: Variant, ctx: Context) -> Built:
     ctx.on_progress(f"gate for '{variant.name}': {report.summary()} -> {'passed' if report.passed else 'missed'}")
     result = repair.repair(first, report, build=make, check=check, rank=rank, cost=lambda n: weights.get(n, 0),
                            # Keeping every layer in float would leave nothing quantized: stop one short.
-                           max_steps=min(ctx.gate.max_repair_steps, len(candidates) - 1), on_step=ctx.on_progress)
+                           max_steps=min(ctx.gate.max_repair_steps, len(candidates) - 1), on_step=ctx.on_progress,
+                           discard=_discard)
     if result.kept_in_float:
         verdict = "passed" if result.report.passed else "still missed"
         ctx.on_progress(f"gate for '{variant.name}' after keeping {len(result.kept_in_float)} layer(s) in float: "
@@ -107,6 +109,10 @@ def build(variant: Variant, ctx: Context) -> Built:
     gate_json = {**result.report.to_json(), "kept_in_float": result.kept_in_float, "steps": result.steps,
                  "quantized_layers": len(candidates) - len(result.kept_in_float), "ranking": result.ranking[:20]}
     return Built(variant, result.path, recipes[result.path], gate_json, result.report.passed)
+
+
+def _discard(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.bundle import hash_into
 from edge.errors import ExportError, InvalidModelError, UsageError, require
 from edge.exporters import _torch
 from edge.exporters.base import Exported, ExportRequest
@@ -173,7 +174,5 @@ def folder_sha256(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        hash_into(digest, path)
     return digest.hexdigest()
