@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-SECTIONS = ("quantization", "runtime", "conformance")
+SECTIONS = ("quantization", "runtime", "conformance", "profiler")
 OUT = Path(__file__).resolve().parent.parent / "bench-results"
 
 

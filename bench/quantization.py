@@ -1,6 +1,8 @@
 """Quantization benchmark: our variants against fp32 and optimum's presets, on real data.
 
-all-MiniLM-L6-v2 (batch 1, sequence 128) and the digits CNN. For each model: size, latency
+all-MiniLM-L6-v2 (batch 1, sequence 128) and the digits CNN. ONNX rows run in onnxruntime;
+LiteRT rows are the TFLite artifacts of the rpi5 profile (litert-torch + ai-edge-quantizer),
+run here in LiteRT with XNNPACK. For each model: size, latency
 at 1 and 2 threads (median over interleaved blocks of runs, every model in each block, so
 the noisy VM's drifts hit all rows alike) and accuracy: for MiniLM the cosine of the
 sentence embedding (masked mean pooling) against fp32 over the 200 evaluation sentences;
@@ -25,11 +27,11 @@ PRESETS = ("avx512_vnni", "arm64")
 BLOCKS, RUNS, WARMUP = 7, 20, 10
 
 
-def _export(source: str, out: Path, **options) -> dict:
+def _export(source: str, out: Path, target: str = "x86-avx512", **options) -> dict:
     from edge import catalog
     from edge.export import ExportOptions, export
 
-    target = catalog.load_target("x86-avx512")
+    target = catalog.load_target(target)
     manifest = export(source, target, catalog.profile_for(target), ExportOptions(output=out, force=True, **options))
     return manifest.to_json()
 
@@ -49,24 +51,53 @@ def _optimum(fp32: Path, work: Path) -> dict[str, dict]:
     return out
 
 
-def _latencies(models: dict[str, Path], feeds: dict, threads: int) -> dict[str, float]:
+def _open(path: Path, threads: int, own: list | None = None):
+    """A function running the model once on given feeds: onnxruntime for .onnx, LiteRT for
+    .tflite (fed in the file's own form: NHWC, int32 ids, so no conversion is timed)."""
+    if path.suffix == ".tflite":
+        from edge.runtime import backend
+        from edge.tflite import stored_feeds
+
+        session = backend("litert").open(path, threads=threads)
+        return lambda feeds: next(iter(session.run(stored_feeds(feeds, own)).values()))
     import onnxruntime as ort
 
-    sessions = {}
-    for name, path in models.items():
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run(None, feeds)[0]
+
+
+def _timed_call(path: Path, threads: int, own: list | None, feeds: dict):
+    """A no-argument call of one inference, with the feeds prepared outside the timing."""
+    if path.suffix == ".tflite":
+        from edge.runtime import backend
+        from edge.tflite import stored_feeds
+
+        session = backend("litert").open(path, threads=threads)
+        stored = stored_feeds(feeds, own)
+        return lambda: session.run(stored)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda: session.run(None, feeds)
+
+
+def _latencies(models: dict[str, Path], feeds: dict, threads: int, own: dict) -> dict[str, float]:
+    calls = {name: _timed_call(path, threads, own.get(name), feeds) for name, path in models.items()}
+    for call in calls.values():
         for _ in range(WARMUP):
-            sessions[name].run(None, feeds)
+            call()
     samples: dict[str, list[float]] = {name: [] for name in models}
     order = list(models)
     for block in range(BLOCKS):
         for name in order[block % len(order):] + order[: block % len(order)]:
-            run = sessions[name].run
+            run = calls[name]
             for _ in range(RUNS):
                 start = time.perf_counter()
-                run(None, feeds)
+                run()
                 samples[name].append(time.perf_counter() - start)
     return {name: float(np.median(v) * 1000) for name, v in samples.items()}
 
@@ -76,13 +107,11 @@ def _pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (hidden * m).sum(1) / m.sum(1)
 
 
-def _minilm_accuracy(models: dict[str, Path], samples: list[dict]) -> dict[str, dict]:
-    import onnxruntime as ort
-
+def _minilm_accuracy(models: dict[str, Path], samples: list[dict], own: dict) -> dict[str, dict]:
     outputs = {}
     for name, path in models.items():
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outputs[name] = np.concatenate([_pooled(session.run(None, s)[0], s["attention_mask"]) for s in samples])
+        run = _open(path, 0, own.get(name))
+        outputs[name] = np.concatenate([_pooled(run(s), s["attention_mask"]) for s in samples])
     ref = outputs["fp32"]
     result = {}
     for name, emb in outputs.items():
@@ -91,20 +120,20 @@ def _minilm_accuracy(models: dict[str, Path], samples: list[dict]) -> dict[str, 
     return result
 
 
-def _digits_accuracy(models: dict[str, Path], x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
-    import onnxruntime as ort
-
+def _digits_accuracy(models: dict[str, Path], x: np.ndarray, y: np.ndarray, own: dict) -> dict[str, dict]:
     out = {}
     for name, path in models.items():
-        pred = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"pixels": x})[0].argmax(1)
+        run = _open(path, 0, own.get(name))
+        pred = np.concatenate([run({"pixels": x[i : i + 1]}) for i in range(len(x))]).argmax(1)
         out[name] = {"accuracy": float((pred == y).mean() * 100), "images": int(len(y))}
     return out
 
 
-def _rows(models: dict[str, Path], feeds: dict, accuracy: dict, notes: dict) -> list[dict]:
-    lat1, lat2 = _latencies(models, feeds, 1), _latencies(models, feeds, 2)
+def _rows(models: dict[str, Path], feeds: dict, accuracy: dict, notes: dict, own: dict) -> list[dict]:
+    lat1, lat2 = _latencies(models, feeds, 1, own), _latencies(models, feeds, 2, own)
     return [
-        {"variant": name, "size_mb": round(path.stat().st_size / 1e6, 2), "ms_1_thread": round(lat1[name], 3),
+        {"variant": name, "runtime": "LiteRT" if path.suffix == ".tflite" else "onnxruntime",
+         "size_mb": round(path.stat().st_size / 1e6, 2), "ms_1_thread": round(lat1[name], 3),
          "ms_2_threads": round(lat2[name], 3), **accuracy[name], "how": notes.get(name, "")}
         for name, path in models.items()
     ]
@@ -138,7 +167,9 @@ def minilm(work: Path) -> dict:
     specs = [parse_spec(f"{n}:int64[batch,sequence]") for n in ("input_ids", "token_type_ids", "attention_mask")]
     held_out = data.load(sentences / "eval.txt", specs, tokenizer_dir=folder, dims=DimSizes({"sequence": 128}),
                          preprocess=data.Preprocess())
-    rows = _rows(models, held_out.samples[0], _minilm_accuracy(models, held_out.samples), notes)
+    own = _litert(str(folder), work / "minilm-tflite", models, notes, ("tflite-fp32", "tflite-int8"),
+                  calib_data=sentences / "calib.txt", eval_data=sentences / "eval.txt", dims={"sequence": 128})
+    rows = _rows(models, held_out.samples[0], _minilm_accuracy(models, held_out.samples, own), notes, own)
     return {"model": "all-MiniLM-L6-v2", "input": "batch 1, sequence 128", "accuracy": "sentence-embedding cosine vs fp32 over 200 sentences",
             "rows": rows, "unavailable": {p: i["unavailable"] for p, i in optimum.items() if "unavailable" in i}}
 
@@ -161,26 +192,48 @@ def digits(work: Path) -> dict:
         if "out" in info:
             models[f"optimum {preset}"] = Path(info["out"])
             notes[f"optimum {preset}"] = f"AutoQuantizationConfig.{preset}(is_static=False, per_channel=False)"
-    rows = _rows(models, {"pixels": x_test[:1]}, _digits_accuracy(models, x_test, y_test), notes)
+    own = _litert(f"{ROOT / 'examples/digits/model.py'}:create", work / "digits-tflite", models, notes,
+                  ("tflite-fp32", "tflite-int8-static"), calib_data=work / "calib.npz", eval_data=work / "eval.npz")
+    rows = _rows(models, {"pixels": x_test[:1]}, _digits_accuracy(models, x_test, y_test, own), notes, own)
     return {"model": "digits CNN", "input": "batch 1, 1x8x8", "accuracy": "test-set accuracy, 450 images",
             "rows": rows, "unavailable": {p: i["unavailable"] for p, i in optimum.items() if "unavailable" in i}}
+
+
+def _litert(source: str, bundle: Path, models: dict, notes: dict, variants: tuple[str, ...], **options) -> dict:
+    """Export the rpi5 profile's TFLite ``variants`` and add them as LiteRT rows; returns each
+    row's stored input specs (the file's own layout and dtypes)."""
+    from edge.specs import TensorSpec
+
+    manifest = _export(source, bundle, target="rpi5", formats=("tflite",), variants=variants, **options)
+    own = {}
+    for a in manifest["artifacts"]:
+        if a["format"] == "tflite":
+            name = f"LiteRT {a['name'].removeprefix('tflite-')}"
+            models[name] = bundle / a["path"]
+            notes[name] = _how(a)
+            own[name] = [TensorSpec.from_json(s) for s in a["inputs"]]
+    return own
 
 
 def _how(artifact: dict) -> str:
     q = artifact["build"].get("quantization")
     if not q:
-        return "fp32 export"
+        return "fp32 export" + (f" ({artifact['build']['converter']})" if "converter" in artifact["build"] else "")
     kept = len(q.get("kept_in_float", []))
-    return f"{q['mode']}, weights {q['weights']}" + (f", {kept} layers kept in float by repair" if kept else "")
+    mode = q.get("mode") or f"{q['precision']} ({q['tool']})"
+    return f"{mode}, weights {q['weights']}" + (f", {kept} layers kept in float by repair" if kept else "")
 
 
 def run() -> dict:
     import onnxruntime
 
+    from edge.runtime import backend
+
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         work = Path(tmp)
         results = [digits(work), minilm(work)]
-    return {"section": "quantization", "onnxruntime": onnxruntime.__version__, "results": results,
+    return {"section": "quantization", "onnxruntime": onnxruntime.__version__, "litert": backend("litert").version(),
+            "results": results,
             "method": f"median of {BLOCKS} interleaved blocks x {RUNS} runs after {WARMUP} warm-up runs per model"}
 
 
@@ -190,11 +243,11 @@ def table(result: dict):
     tables = []
     for model in result["results"]:
         t = Table(title=f"{model['model']} ({model['input']}); accuracy: {model['accuracy']}", title_justify="left")
-        for col in ("variant", "MB", "ms 1 thr", "ms 2 thr", "accuracy", "how"):
+        for col in ("variant", "runtime", "MB", "ms 1 thr", "ms 2 thr", "accuracy", "how"):
             t.add_column(col)
         for r in model["rows"]:
             acc = (f"{r['accuracy']:.2f} %" if "accuracy" in r else f"min {r['min_cosine']:.4f} / mean {r['mean_cosine']:.4f}")
-            t.add_row(r["variant"], f"{r['size_mb']:.2f}", f"{r['ms_1_thread']:.3f}", f"{r['ms_2_threads']:.3f}", acc, r["how"])
+            t.add_row(r["variant"], r.get("runtime", "onnxruntime"), f"{r['size_mb']:.2f}", f"{r['ms_1_thread']:.3f}", f"{r['ms_2_threads']:.3f}", acc, r["how"])
         tables.append(t)
         for preset, why in model["unavailable"].items():
             tables.append(f"optimum {preset}: unavailable ({why})")

@@ -36,6 +36,10 @@ class Artifact:
     latency: dict[str, Any] | None = None  # measured at export time on a machine of the target's class
     layouts: dict[str, str] = field(default_factory=dict)  # input -> layout the artifact wants, where it differs
     ops: list[list[Any]] = field(default_factory=list)  # TFLite: [builtin op, version], for compatibility checks
+    # The artifact's own signature where it differs from the manifest's: fixed shapes (TFLite),
+    # its layout (NHWC), the dtype it stores (int32 ids, int8 I/O). Empty: the manifest's.
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

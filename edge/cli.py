@@ -55,6 +55,10 @@ class _Main(click.Group):
 def main(debug: bool) -> None:
     """Put small models on small devices: export, validate, inspect."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        # Converter dependencies warn at import about GPU kernels this CPU-only tool never uses.
+        for name in ("torchao", "torch.utils._pytree", "jax._src.xla_bridge"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @main.group()
@@ -110,6 +114,7 @@ def detect(root: Path, as_json: bool) -> None:
 @click.option("--eval-data", type=click.Path(path_type=Path), help="Evaluation data for the accuracy gate (same forms; .npz may hold 'labels').")
 @click.option("--preprocess", metavar="SPEC", help="For image folders: scale=1/255,mean=a/b/c,std=a/b/c.")
 @click.option("--variant", "variants", multiple=True, metavar="NAME", help="Build only this profile variant (repeat; fp32 is always built).")
+@click.option("--format", "formats", default="", metavar="onnx,tflite", help="Build only artifacts of these formats (default: all the profile has).")
 @click.option("--gate-kind", type=click.Choice(["classifier", "embedding", "generic"]), help="How the gate compares (default: from the task or outputs).")
 @click.option("--max-top1-drop", type=float, help="Gate budget for classifiers, in percentage points.")
 @click.option("--min-cosine", type=float, help="Gate budget for embeddings and generic outputs.")
@@ -118,7 +123,7 @@ def detect(root: Path, as_json: bool) -> None:
 @click.option("--simplify/--no-simplify", default=True, help="Simplify the graph with onnxslim where outputs stay equal.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 def export(source, target_name, output, profile_name, inputs, outputs, dims, task, sample_inputs, calib_data, eval_data,
-           preprocess, variants, gate_kind, max_top1_drop, min_cosine, min_snr, strict, simplify, force) -> None:
+           preprocess, variants, formats, gate_kind, max_top1_drop, min_cosine, min_snr, strict, simplify, force) -> None:
     """Export SOURCE (a .onnx file, a transformers folder, or file.py:factory) into a validated bundle."""
     from edge.export import ExportOptions, export as run_export
 
@@ -127,7 +132,7 @@ def export(source, target_name, output, profile_name, inputs, outputs, dims, tas
     options = ExportOptions(
         output=output, inputs=inputs, outputs=outputs, dims=_parse_dims(dims), task=task,
         sample_inputs=sample_inputs, calib_data=calib_data, eval_data=eval_data, preprocess=preprocess,
-        variants=tuple(variants), strict=strict, force=force, simplify=simplify,
+        variants=tuple(variants), formats=tuple(f.strip() for f in formats.split(",") if f.strip()), strict=strict, force=force, simplify=simplify,
         gate={"kind": gate_kind, "max_top1_drop": max_top1_drop, "min_cosine": min_cosine, "min_snr_db": min_snr},
     )
     started = time.perf_counter()
@@ -180,6 +185,62 @@ def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], runtime, t
         import numpy as np
 
         np.savez(save, **outputs)
+
+
+@main.command("profile")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--artifact", "artifacts", multiple=True, metavar="NAME", help="Only this artifact of the bundle (variant or file name; repeat).")
+@click.option("--target", default="auto", show_default=True, help="Target whose energy meters to use; 'auto' detects this machine.")
+@click.option("--runtime", type=click.Choice(["onnxruntime", "litert", "tflite-runtime"]), help="Use this runtime (default: the profile's first installed).")
+@click.option("--threads", metavar="N|sweep", help="Threads, or 'sweep' for 1..N (and big vs all cores on big.LITTLE). Default: the profile's.")
+@click.option("--runs", type=int, help="Timed runs per configuration (default 200).")
+@click.option("--duration", type=float, help="Seconds of timed runs per configuration, instead of --runs.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs before the timed ones.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), help="An .npz (one array per input), an .npy or an image (default: random inputs).")
+@click.option("--meter", help="Use this energy meter instead of the target's list.")
+@click.option("--allow-estimate", is_flag=True, help="Try the estimating meter last (its figures are labelled as estimates).")
+@click.option("--idle", type=float, default=2.0, show_default=True, help="Seconds of idle baseline before each timed loop, when a meter is found.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="JSON result to write (default: profile-NAME.json here).")
+@click.option("--sysfs-root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), hidden=True)
+def profile_command(path, artifacts, target, runtime, threads, runs, duration, warmup, input_path, meter, allow_estimate,
+                    idle, output, sysfs_root) -> None:
+    """Measure latency, memory and energy of PATH (a bundle, or a .onnx/.tflite file), each configuration in a fresh process."""
+    from dataclasses import replace
+
+    from rich.progress import Progress, TimeElapsedColumn
+
+    from edge import profiler
+    from edge.profiler.table import render as profile_table
+
+    options = profiler.ProfileOptions(
+        target=target, runtime=runtime, threads=profiler.parse_threads(threads), runs=runs, duration_s=duration,
+        warmup=warmup, input_file=input_path, artifacts=artifacts, meter=meter, allow_estimate=allow_estimate,
+        idle_s=idle, root=sysfs_root)
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("planning", total=None)
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=escape(label))
+
+        result = profiler.profile(path, replace(options, on_progress=progress))
+    out.print(profile_table(result, out.width))
+    written = result.write(output or profiler.default_output(path))
+    err.print(f"wrote {written}", highlight=False, soft_wrap=True)
+    if result.best is None:
+        raise EdgeError("no configuration could be measured", hint=f"the errors are listed above and in {written}")
+
+
+@main.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="HTML file to write (replaced atomically).")
+def report_command(results: tuple[Path, ...], output: Path) -> None:
+    """Write one self-contained HTML page comparing RESULTS (JSON files from edge profile)."""
+    from edge import report
+
+    docs = [report.load(path) for path in results]
+    written = report.write(report.render_html(docs, names=[path.name for path in results]), output)
+    out.print(str(written), highlight=False, soft_wrap=True)
 
 
 def _preprocessing(bundle: Path) -> dict:

@@ -23,7 +23,7 @@ from edge.bundle import Artifact, Manifest, SCHEMA_VERSION, sha256_file, staged,
 from edge.errors import InputNotFoundError, OutputExistsError, ValidationError
 from edge.exporters.base import Exported, ExportRequest
 from edge.runtime import backend
-from edge.specs import DimSizes, TensorSpec, parse_spec
+from edge.specs import DimSizes, TensorSpec, guess_layout, parse_spec
 from edge.validate import ValidationReport, compare, describe
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class ExportOptions:
     preprocess: str | None = None
     gate: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's [gate]
     variants: tuple[str, ...] = ()  # build only these (default: all of the profile's)
+    formats: tuple[str, ...] = ()  # build only artifacts of these formats (default: all the profile has)
     strict: bool = True
     force: bool = False
     simplify: bool = True
@@ -59,7 +60,7 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
     exporter = registry.for_source(source)
     if exporter.name != "pytorch" and not Path(source).exists():
         raise InputNotFoundError(f"no such file or folder: {source}", hint="check the path")
-    wanted = variants.wanted(profile, options.variants)
+    wanted = variants.wanted(profile, options.variants, options.formats)
     dims = DimSizes(dict(options.dims))
     with tempfile.TemporaryDirectory(prefix="edge-export-") as tmp:
         work = Path(tmp)
@@ -84,7 +85,7 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
                 f"{profile.validation.atol:g}, rtol {profile.validation.rtol:g}, min cosine {profile.validation.min_cosine:g})",
                 hint="pass --no-strict to keep the bundle anyway, or loosen [validation] in a profile",
             )
-        outcome = _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, dims, load, target)
+        outcome = _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, dims, load, target, validation)
         step(f"writing {options.output}")
         with staged(Path(options.output), options.force) as stage:
             manifest = _manifest(exported, model, inputs, outputs, target, profile, stage, fp32, build, report, outcome)
@@ -93,13 +94,11 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
     return manifest
 
 
-def _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, dims, load, target) -> variants.Outcome:
+def _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, dims, load, target,
+              validation: data.Dataset) -> variants.Outcome:
     """Build every non-fp32 variant the profile asks for, each through the accuracy gate."""
     outcome = variants.Outcome()
     todo = [v for v in wanted if v != variants.reference_variant(profile)]
-    outcome.skipped += [variants.skip(v, f"{v.format} artifacts are not built by edge {__version__} yet")
-                        for v in todo if v.format != "onnx"]
-    todo = [v for v in todo if v.format == "onnx"]
     if not todo:
         return outcome
     gate = replace(profile.gate, **{k: v for k, v in options.gate.items() if v is not None})
@@ -110,7 +109,13 @@ def _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, d
     # boundaries): compare the outputs numerically instead, as the warning says.
     kind = "generic" if held_out.synthetic else gates.kind_for(gate, exported.source.get("task"), outputs)
     ctx = variants.Context(fp32, work, gate, kind, calibration, held_out, options.on_progress)
-    variants.build_all(todo, ctx, options.strict, outcome)
+    variants.build_all([v for v in todo if v.format == "onnx"], ctx, options.strict, outcome)
+    tflite = [v for v in todo if v.format == "tflite"]
+    if tflite:
+        from edge import tflite_build
+
+        tflite_build.build(tflite, ctx, exported, profile, (inputs, outputs), dims, options.strict, outcome, [validation],
+                           explicit="tflite" in options.formats)
     variants.measure(target, profile, fp32, held_out, outcome, options.on_progress)
     return outcome
 
@@ -122,7 +127,8 @@ def _with_ranges(graph_specs: list[TensorSpec], declared: list[TensorSpec]) -> l
     for spec in graph_specs:
         src = by_name.get(spec.name) or spec
         # A NaN in a float input is a caller's bug far more often than a feature: refuse it.
-        out.append(TensorSpec(spec.name, spec.dtype, spec.shape, src.range, src.layout, spec.dtype.startswith("float")))
+        layout = src.layout or guess_layout(spec)
+        out.append(TensorSpec(spec.name, spec.dtype, spec.shape, src.range, layout, spec.dtype.startswith("float")))
     return out
 
 
@@ -197,8 +203,10 @@ def _manifest(exported: Exported, model, inputs, outputs, target, profile, stage
     artifacts = [_artifact(stage, fp32, reference, "fp32", onnxfile.opset(model), build, report.to_json(), None,
                            quantized.fp32_latency)]
     for b in quantized.built:
-        artifacts.append(_artifact(stage, b.path, b.variant, b.variant.precision, onnxfile.opset(model),
-                                   {"quantization": b.recipe}, {}, b.gate, b.latency))
+        extra = dict(b.extra)
+        build = {"quantization": b.recipe} if b.variant.precision != "fp32" else b.recipe
+        artifacts.append(_artifact(stage, b.path, b.variant, b.variant.precision, onnxfile.opset(model), build,
+                                   extra.pop("validation", {}), b.gate or None, b.latency, extra))
     notes = list(quantized.notes)
     if not report.passed:
         notes.insert(0, "validation FAILED and the bundle was kept because of --no-strict")
@@ -215,18 +223,22 @@ def _manifest(exported: Exported, model, inputs, outputs, target, profile, stage
         skipped=quantized.skipped,
         notes=notes,
         evaluation=quantized.evaluation,
-        preferred=variants.preference(artifacts),
+        preferred=variants.preference(artifacts, list(profile.runtime.preference)),
     )
 
 
 def _artifact(stage: Path, path: Path, variant: catalog.Variant, precision: str, opset: int, build: dict,
-              validation: dict, gate: dict | None, latency: dict | None) -> Artifact:
-    name = f"model.{variant.name}.onnx"
+              validation: dict, gate: dict | None, latency: dict | None, extra: dict | None = None) -> Artifact:
+    """``extra``: the fields a format adds (TFLite: format, ops, its own input/output specs, layouts)."""
+    extra = extra or {}
+    fmt = extra.get("format", "onnx")
+    name = f"model.{variant.name}.{fmt}"
     shutil.copyfile(path, stage / name)
     return Artifact(
-        name=variant.name, format="onnx", path=name, size=(stage / name).stat().st_size,
-        sha256=sha256_file(stage / name), precision=precision, opset=opset, build=build,
+        name=variant.name, format=fmt, path=name, size=(stage / name).stat().st_size,
+        sha256=sha256_file(stage / name), precision=precision, opset=opset if fmt == "onnx" else None, build=build,
         validation=validation, gate=gate, latency=latency,
+        **{k: v for k, v in extra.items() if k != "format"},
     )
 
 

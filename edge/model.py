@@ -53,8 +53,9 @@ class Model:
     """
 
     def __init__(self, session: Session, inputs: list[TensorSpec], outputs: list[TensorSpec], choice: Choice,
-                 layouts: Mapping[str, str] | None = None) -> None:
+                 layouts: Mapping[str, str] | None = None, shape_hint: str | None = None) -> None:
         self._session = session
+        self._shape_hint = shape_hint  # why a shape is fixed (a TFLite artifact), and what to do
         self.inputs = inputs
         self.outputs = outputs
         self.choice = choice
@@ -81,6 +82,14 @@ class Model:
         return self._session.run(feeds)
 
     __call__ = run
+
+    def prepare(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        """The checked feeds ``run`` would hand the runtime (transposed to the artifact's layout),
+        for callers that time the runtime alone, like ``edge profile``.
+
+        >>> feeds = model.prepare({"pixels": x})   # doctest: +SKIP
+        """
+        return self._feeds(args, kwargs)
 
     def _feeds(self, args: tuple, kwargs: dict) -> dict[str, np.ndarray]:
         if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs:
@@ -109,7 +118,10 @@ class Model:
             if value.dtype != dtype:
                 raise InputError(f"input '{name}': expected dtype {dtype}, got {value.dtype}",
                                  hint=f"convert with .astype(np.{dtype})")
-            _check_shape(name, spec, value.shape, sizes)
+            try:
+                _check_shape(name, spec, value.shape, sizes)
+            except InputError as exc:
+                raise InputError(exc.message, hint=self._shape_hint) from None
             if spec.finite and value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise InputError(f"input '{name}' holds NaN or infinity, which this model does not accept")
             axes = self._transpose.get(name)
@@ -166,10 +178,30 @@ def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend |
     affinity = _affinity(settings.get("affinity", "all"))
     count = threads if threads is not None else (settings.get("threads") or len(affinity or []) or os.cpu_count() or 1)
     session = chosen_backend.open(file, threads=count, optimization=settings.get("graph_optimization", "all"))
-    inputs = [TensorSpec.from_json(s) for s in manifest.inputs]
-    outputs = [TensorSpec.from_json(s) for s in manifest.outputs]
+    inputs = pinned([TensorSpec.from_json(s) for s in manifest.inputs], artifact)
+    outputs = pinned([TensorSpec.from_json(s) for s in manifest.outputs], artifact, side="outputs")
     choice = Choice(artifact.name, chosen_backend.name, chosen_backend.version(), count, affinity, reason)
-    return Model(session, inputs, outputs, choice, artifact.layouts)
+    hint = (f"'{artifact.name}' is a {artifact.format} artifact with one fixed shape; runtime='onnxruntime' "
+            f"(edge run --runtime onnxruntime) picks an ONNX artifact whose axes stay open") if artifact.inputs else None
+    return Model(session, inputs, outputs, choice, artifact.layouts, hint)
+
+
+def pinned(specs: list[TensorSpec], artifact: Artifact, side: str = "inputs") -> list[TensorSpec]:
+    """The manifest's specs (names, dtypes, layouts the caller uses) with the dynamic axes an
+    artifact fixes (a TFLite file takes one shape) set to its sizes, read through its layout."""
+    own = {s["name"]: TensorSpec.from_json(s) for s in getattr(artifact, side)}
+    out = []
+    for spec in specs:
+        mine = own.get(spec.name)
+        if mine is None or len(mine.shape) != len(spec.shape):
+            out.append(spec)
+            continue
+        shape = mine.shape
+        if mine.layout and spec.layout and mine.layout != spec.layout:
+            shape = tuple(mine.shape[mine.layout.index(c)] for c in spec.layout)
+        fixed = tuple(d if isinstance(d, int) or not isinstance(n, int) else n for d, n in zip(spec.shape, shape))
+        out.append(TensorSpec(spec.name, spec.dtype, fixed, spec.range, spec.layout, spec.finite))
+    return out
 
 
 def _load_file(path: Path, runtime: str | Backend | None, threads: int | None) -> Model:

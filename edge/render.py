@@ -116,6 +116,9 @@ def manifest(m: Manifest, where: str) -> Group:
     parts: list[Any] = [head, Text(), io, Text(), arts]
     for a in m.artifacts:
         parts.append(Text(f"{a.name}: {_gate(a.gate) if a.gate is not None else _worst(a.validation)}"))
+    for a in m.artifacts:
+        if a.format == "tflite":
+            parts.append(Text(f"{a.name}: {_interpreters(a)}", style="dim"))
     if m.evaluation:
         data = m.evaluation["data"]
         parts.append(Text(f"accuracy gate ({m.evaluation['kind']}) on {data['origin']}"
@@ -131,6 +134,19 @@ def manifest(m: Manifest, where: str) -> Group:
     for note in m.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)
+
+
+def _interpreters(a: Any) -> str:
+    """Which TFLite interpreters can run the artifact, from its recorded ops, before loading it."""
+    from edge.runtime import for_format
+    from edge.runtime.tflite_ops import unsupported
+
+    verdicts = []
+    for runtime in for_format("tflite"):
+        too_new = unsupported(a.ops, runtime)
+        verdicts.append(f"{runtime} cannot run {', '.join(too_new)}" if too_new else f"{runtime} ok")
+    shapes = ", ".join(f"{s['name']} {s['dtype']}[{', '.join(map(str, s['shape']))}]" for s in a.inputs)
+    return f"{len(a.ops)} op kinds; {'; '.join(verdicts)}" + (f"; takes {shapes}" if shapes else "")
 
 
 def _gate(gate: dict[str, Any]) -> str:

@@ -53,6 +53,17 @@ class TensorSpec:
         return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
 
 
+def guess_layout(spec: TensorSpec) -> str | None:
+    """NCHW for a 4-D float input shaped like [N, 1|3, H, W] with H, W larger than a channel
+    count; None when unsure. A declared layout always wins over this guess."""
+    if len(spec.shape) != 4 or not spec.dtype.startswith("float"):
+        return None
+    _, c, h, w = spec.shape
+    if c in (1, 3) and all(not isinstance(d, int) or d > 4 for d in (h, w)):
+        return "NCHW"
+    return None
+
+
 def parse_spec(text: str | dict[str, Any]) -> TensorSpec:
     """A spec from its command-line form or from a dict a factory returned."""
     if isinstance(text, dict):

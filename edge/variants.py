@@ -11,7 +11,7 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from edge import catalog, quantize, repair, speed
 from edge import gate as gates
 from edge.catalog import Gate, Variant
 from edge.data import Dataset
-from edge.errors import UsageError, ValidationError
+from edge.errors import ExportError, InvalidModelError, UsageError, ValidationError
 from edge.runtime import backend
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ class Built:
     gate: dict[str, Any]  # the final report, with the repair steps
     passed: bool
     latency: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # Artifact fields a format adds (TFLite: ops, specs)
+    # How to run it for the export-time latency (default: onnxruntime), and that runtime's name.
+    open: Callable[[Path, int], Any] | None = None
+    runtime: str | None = None
 
 
 @dataclass
@@ -56,28 +60,68 @@ class Context:
         return self._reference
 
 
-def build(variant: Variant, ctx: Context) -> Built:
-    ort = backend("onnxruntime")
-    import onnx
+class Layers(Protocol):
+    """What building one variant needs of its format: the layers it quantizes, how to build
+    the variant with some of them kept in float, and how to run a built file."""
 
-    model = onnx.load(str(ctx.fp32), load_external_data=False)
-    candidates = quantize.quantizable_nodes(model, variant)
-    weights = quantize.weight_counts(model)
+    candidates: list[str]
+
+    def weight(self, layer: str) -> int: ...
+
+    def make(self, out: Path, keep_float: list[str]) -> dict[str, Any]: ...
+
+    def open(self, path: Path) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]: ...
+
+    def suspects(self, path: Path, samples: list[dict[str, np.ndarray]]) -> list[str]: ...
+
+
+class OnnxLayers:
+    """ONNX variants: onnxruntime's quantizer, nodes by name."""
+
+    suffix = "onnx"
+
+    def __init__(self, ctx: Context, variant: Variant) -> None:
+        import onnx
+
+        model = onnx.load(str(ctx.fp32), load_external_data=False)
+        self.ctx, self.variant = ctx, variant
+        self.candidates = quantize.quantizable_nodes(model, variant)
+        self._weights = quantize.weight_counts(model)
+
+    def weight(self, layer: str) -> int:
+        return self._weights.get(layer, 0)
+
+    def make(self, out: Path, keep_float: list[str]) -> dict[str, Any]:
+        return quantize.quantize(self.ctx.fp32, out, self.variant, self.ctx.calibration, keep_float)
+
+    def open(self, path: Path):
+        return backend("onnxruntime").open(path).run
+
+    def suspects(self, path: Path, samples: list[dict[str, np.ndarray]]) -> list[str]:
+        ort = backend("onnxruntime")
+        errors = repair.onnx_layer_errors(self.ctx.fp32, path, self.candidates, samples,
+                                          lambda p: ort.open(p, optimization="disable"))
+        return [name for name, _ in errors]
+
+
+def build(variant: Variant, ctx: Context, layers: Layers | None = None) -> Built:
+    """Quantize ``variant``, gate it against the fp32 ONNX outputs, repair it if it misses."""
+    layers = layers or OnnxLayers(ctx, variant)
+    candidates = layers.candidates
     recipes: dict[Path, dict[str, Any]] = {}
-
     builds = itertools.count()
 
     def make(keep: list[str]) -> Path:
-        out = ctx.workdir / f"{variant.name}.{next(builds)}.onnx"
-        recipes[out] = quantize.quantize(ctx.fp32, out, variant, ctx.calibration, keep)
+        out = ctx.workdir / f"{variant.name}.{next(builds)}.{getattr(layers, 'suffix', 'onnx')}"
+        recipes[out] = layers.make(out, keep)
         return out
 
     def check(path: Path, indices: list[int] | None = None) -> gates.GateReport:
         chosen = range(len(ctx.evaluation.samples)) if indices is None else indices
         samples = [ctx.evaluation.samples[i] for i in chosen]
         labels = None if ctx.evaluation.labels is None else ctx.evaluation.labels[list(chosen)]
-        session = ort.open(path)
-        outputs = [session.run(s) for s in samples]
+        run = layers.open(path)
+        outputs = [run(s) for s in samples]
         return gates.evaluate(ctx.kind, [ctx.reference()[i] for i in chosen], outputs, samples, ctx.gate, labels)
 
     def rank(path: Path, report: gates.GateReport) -> list[tuple[str, float]]:
@@ -88,9 +132,7 @@ def build(variant: Variant, ctx: Context) -> Built:
 
         shortlist = candidates
         if len(candidates) > repair.SHORTLIST:
-            errors = repair.onnx_layer_errors(ctx.fp32, path, candidates, [ctx.evaluation.samples[i] for i in worst],
-                                              lambda p: ort.open(p, optimization="disable"))
-            shortlist = [name for name, _ in errors[: repair.SHORTLIST]]
+            shortlist = layers.suspects(path, [ctx.evaluation.samples[i] for i in worst])[: repair.SHORTLIST]
         gains = repair.leave_one_out(shortlist, make, badness, badness(path), discard=_discard)
         return [(name, gain) for name, gain in gains if gain > 0]
 
@@ -98,7 +140,7 @@ def build(variant: Variant, ctx: Context) -> Built:
     first = make([])
     report = check(first)
     ctx.on_progress(f"gate for '{variant.name}': {report.summary()} -> {'passed' if report.passed else 'missed'}")
-    result = repair.repair(first, report, build=make, check=check, rank=rank, cost=lambda n: weights.get(n, 0),
+    result = repair.repair(first, report, build=make, check=check, rank=rank, cost=layers.weight,
                            # Keeping every layer in float would leave nothing quantized: stop one short.
                            max_steps=min(ctx.gate.max_repair_steps, len(candidates) - 1), on_step=ctx.on_progress,
                            discard=_discard)
@@ -108,7 +150,10 @@ def build(variant: Variant, ctx: Context) -> Built:
                         f"{result.report.summary()} -> {verdict}")
     gate_json = {**result.report.to_json(), "kept_in_float": result.kept_in_float, "steps": result.steps,
                  "quantized_layers": len(candidates) - len(result.kept_in_float), "ranking": result.ranking[:20]}
-    return Built(variant, result.path, recipes[result.path], gate_json, result.report.passed)
+    built = Built(variant, result.path, recipes[result.path], gate_json, result.report.passed)
+    if hasattr(layers, "finish"):
+        layers.finish(built)  # a format's own fields: TFLite's ops, specs and runtime
+    return built
 
 
 def _discard(path: Path) -> None:
@@ -132,12 +177,22 @@ def reference_variant(profile: catalog.Profile) -> Variant:
     return found[0] if found else Variant(name="fp32")
 
 
-def wanted(profile: catalog.Profile, names: tuple[str, ...]) -> list[Variant]:
+def wanted(profile: catalog.Profile, names: tuple[str, ...], formats: tuple[str, ...] = ()) -> list[Variant]:
     known = {v.name: v for v in profile.variants}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"profile '{profile.name}' has no variant {', '.join(unknown)}", hint=f"its variants: {', '.join(known)}")
-    return [v for v in profile.variants if not names or v.name in names]
+    bad = [f for f in formats if f not in ("onnx", "tflite")]
+    if bad:
+        raise UsageError(f"unknown format {', '.join(bad)}", hint="formats: onnx, tflite (e.g. --format onnx,tflite)")
+    have = {v.format for v in profile.variants}
+    missing = [f for f in formats if f not in have]
+    if missing:
+        raise UsageError(f"profile '{profile.name}' builds no {', '.join(missing)} artifacts",
+                         hint="choose a target whose profile has them (e.g. --target rpi5), or --profile")
+    reference = reference_variant(profile)
+    return [v for v in profile.variants
+            if (not names or v.name in names) and (not formats or v.format in formats or v == reference)]
 
 
 def skip(variant: Variant, reason: str, gate: dict | None = None) -> dict[str, Any]:
@@ -147,12 +202,15 @@ def skip(variant: Variant, reason: str, gate: dict | None = None) -> dict[str, A
     return out
 
 
-def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome) -> None:
-    outcome.evaluation = {"kind": ctx.kind, "data": ctx.evaluation.to_json(), "calibration": ctx.calibration.to_json()}
-    if ctx.evaluation is ctx.calibration and not ctx.calibration.synthetic:
-        outcome.evaluation["data"]["note"] = "no --eval-data: evaluated on the calibration data"
-    if ctx.evaluation.synthetic:
-        outcome.notes.append(f"accuracy gate: {ctx.evaluation.to_json()['warning']}")
+def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome,
+              layers_for: Callable[[Variant], Layers] | None = None) -> None:
+    """Build each variant through the gate; ``layers_for`` gives a format's layers (default ONNX)."""
+    if outcome.evaluation is None:
+        outcome.evaluation = {"kind": ctx.kind, "data": ctx.evaluation.to_json(), "calibration": ctx.calibration.to_json()}
+        if ctx.evaluation is ctx.calibration and not ctx.calibration.synthetic:
+            outcome.evaluation["data"]["note"] = "no --eval-data: evaluated on the calibration data"
+        if ctx.evaluation.synthetic:
+            outcome.notes.append(f"accuracy gate: {ctx.evaluation.to_json()['warning']}")
     import onnx
 
     model = onnx.load(str(ctx.fp32), load_external_data=False)
@@ -161,7 +219,14 @@ def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome)
         if reason:
             outcome.skipped.append(skip(variant, f"not applicable: {reason}"))
             continue
-        result = build(variant, ctx)
+        try:
+            result = build(variant, ctx, layers_for(variant) if layers_for else None)
+        except (ExportError, InvalidModelError) as exc:
+            # A quantizer or runtime defect (e.g. ai-edge-quantizer writing scales LiteRT refuses)
+            # is not the user's doing: the variant is left out, loudly, and the rest goes on.
+            outcome.skipped.append(skip(variant, f"could not be built: {exc.message}"))
+            outcome.notes.append(f"variant '{variant.name}' could not be built: {exc.message}")
+            continue
         if result.passed:
             outcome.built.append(result)
             continue
@@ -198,10 +263,10 @@ def measure(target: catalog.Target, profile: catalog.Profile, fp32: Path, held_o
     ort = backend("onnxruntime")
     threads = profile.runtime.threads
     feeds = held_out.samples[0]
-    runtime = f"onnxruntime {ort.version()}"
-    outcome.fp32_latency = speed.latency(ort.open(fp32, threads=threads), feeds, threads, runtime)
+    outcome.fp32_latency = speed.latency(ort.open(fp32, threads=threads), feeds, threads, f"onnxruntime {ort.version()}")
     for b in outcome.built:
-        b.latency = speed.latency(ort.open(b.path, threads=threads), feeds, threads, runtime)
+        opener = b.open or (lambda path, n: ort.open(path, threads=n))
+        b.latency = speed.latency(opener(b.path, threads), feeds, threads, b.runtime or f"onnxruntime {ort.version()}")
         ratio = b.latency["median_ms"] / outcome.fp32_latency["median_ms"]
         if ratio > SLOWER:  # below that, an export-time median is within its own noise
             outcome.notes.append(f"variant '{b.variant.name}' is SLOWER than fp32 here: "
@@ -209,7 +274,16 @@ def measure(target: catalog.Target, profile: catalog.Profile, fp32: Path, held_o
                                  f"(+{(ratio - 1) * 100:.0f} %)")
 
 
-def preference(artifacts: list) -> list[str]:
-    """Artifact names, fastest measured first; unmeasured ones keep the profile's order after them."""
+def preference(artifacts: list, runtimes: list[str] | None = None) -> list[str]:
+    """Artifact names, fastest measured first; unmeasured ones after them, those of the format
+    the profile's first runtime runs first (LiteRT on ARM), else in the profile's order."""
+    from edge.runtime import for_format
+
+    order = list(runtimes or [])
+
+    def rank(a) -> int:
+        found = [order.index(r) for r in for_format(a.format) if r in order]
+        return min(found) if found else len(order)
+
     timed = sorted((a for a in artifacts if a.latency), key=lambda a: a.latency["median_ms"])
-    return [a.name for a in timed] + [a.name for a in artifacts if not a.latency]
+    return [a.name for a in timed] + [a.name for a in sorted((a for a in artifacts if not a.latency), key=rank)]

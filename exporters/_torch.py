@@ -45,6 +45,21 @@ def reference_runner(module: Any, specs: list[TensorSpec], output_names: list[st
     return run
 
 
+def positional(module: Any, output_names: list[str]) -> Any:
+    """``module`` returning a flat tuple of its outputs (a converter wants tensors, not dicts)."""
+    torch = require("torch")
+
+    class Flat(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = module
+
+        def forward(self, *args):
+            return tuple(v for _, v in flatten_outputs(self.model(*args)))[: len(output_names)]
+
+    return Flat().eval()
+
+
 def output_names_of(module: Any, specs: list[TensorSpec], dims: DimSizes, given: list[str]) -> list[str]:
     """Names for the outputs: the user's, else a dict's keys, else output / output_N."""
     if given:

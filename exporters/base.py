@@ -35,6 +35,9 @@ class Exported:
     source: dict[str, Any]  # kind, ref, sha256, and what else identifies it
     tools: dict[str, str] = field(default_factory=dict)
     build: dict[str, Any] = field(default_factory=dict)
+    # The torch module (positional inputs in ``inputs`` order, a tuple of outputs) for formats
+    # converted from torch (TFLite); None for an ONNX source.
+    module: Any = None
 
 
 class Exporter(Protocol):

@@ -53,6 +53,7 @@ class PytorchExporter:
             reference_name=f"torch {torch.__version__}",
             source={"kind": "pytorch", "ref": source, "sha256": sha256_file(origin) if origin.is_file() else None, "hashed": str(origin)},
             tools={"torch": torch.__version__},
+            module=_torch.positional(module, names),
             build={"exporter": "torch.onnx.export(dynamo=True)"},
         )
 

@@ -83,6 +83,7 @@ class TransformersExporter:
                 "model_type": config.get("model_type"), "sha256": folder_sha256(folder),
             },
             tools={"torch": torch.__version__, "transformers": transformers.__version__},
+            module=wrapped,
             build={"exporter": "torch.onnx.export(dynamo=True)", "attention": "eager"},
         )
 

@@ -55,14 +55,45 @@ def edge_cli():
 
 @pytest.fixture(scope="session")
 def digits_bundle(tmp_path_factory) -> Path:
-    """The digits example exported once for x86-avx512 through the CLI."""
+    """The digits example exported once for x86-avx512 through the CLI, ONNX artifacts only
+    (their batch axis stays open; the TFLite path has tests of its own)."""
     from edge.cli import main
 
     out = tmp_path_factory.mktemp("bundles") / "digits"
-    result = CliRunner().invoke(main, ["export", DIGITS, "--target", "x86-avx512", "-o", str(out)])
+    result = CliRunner().invoke(main, ["export", DIGITS, "--target", "x86-avx512", "-o", str(out), "--format", "onnx"])
     assert result.exit_code == 0, result.output
     return out
 
 
 def manifest_of(bundle: Path) -> dict:
     return json.loads((bundle / "manifest.json").read_text())
+
+
+def readonly_copy(name: str, where: Path) -> Path:
+    """A recorded energy tree copied where an unprivileged user may walk and read it."""
+    import os
+    import shutil
+
+    os.chmod(where, 0o755)
+    root = Path(shutil.copytree(DATA / "energy" / name, Path(where) / "tree"))
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o444)
+    return root
+
+
+def detect_unprivileged(meter: str, root: Path) -> str:
+    """``meter(root).detect().reason`` asked as user 'nobody' (root reads anything)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, os\nfrom edge.meters import METERS, meter\n"
+            f"importlib.import_module(METERS[{meter!r}].split(':')[0])\n"
+            "if os.geteuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)\n"
+            f"print(meter({meter!r}, {str(root)!r}).detect().reason)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    return done.stdout + done.stderr
+
+
+def step_energy(duration_s: float, switched: float, stopped: float, before_w: float, after_w: float) -> float:
+    """Joules over a run whose power stepped from ``before_w`` to ``after_w`` at ``switched``."""
+    return before_w * (duration_s - (stopped - switched)) + after_w * (stopped - switched)

@@ -33,6 +33,14 @@ def test_ppocr_detector_exports_and_validates(edge_cli, ocr_det, tmp_path):
     (name, out_report), = art["validation"]["outputs"].items()
     assert art["validation"]["passed"] and out_report["cosine"] > 0.9999  # the map has real detections
     assert art["validation"]["reference"].startswith("onnxruntime")
+    # rpi5's profile also asks for TFLite: onnx2torch + litert-torch, at the page's own shape
+    arts = {a["name"]: a for a in m["artifacts"]}
+    tfl = arts["tflite-fp32"]
+    assert tfl["build"]["converter"] == "onnx2torch + litert-torch"
+    assert tfl["inputs"][0]["shape"] == [1, 64, 160, 3] and tfl["layouts"] == {"x": "NHWC"}
+    (report,) = tfl["validation"]["outputs"].values()
+    assert tfl["validation"]["passed"] and tfl["validation"]["runtime"].startswith("LiteRT")
+    assert report["max_abs_diff"] < 1e-4
 
 
 def test_random_inputs_also_validate(edge_cli, ocr_det, tmp_path):

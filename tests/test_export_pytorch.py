@@ -28,7 +28,8 @@ def test_digits_bundle_manifest(digits_bundle):
     assert m["schema_version"] == 1
     assert m["source"]["kind"] == "pytorch" and len(m["source"]["sha256"]) == 64
     assert m["target"]["name"] == "x86-avx512" and m["profile"]["name"] == "x86-avx512"
-    assert m["inputs"] == [{"name": "pixels", "dtype": "float32", "shape": ["batch", 1, 8, 8], "range": [0.0, 1.0], "finite": True}]
+    assert m["inputs"] == [{"name": "pixels", "dtype": "float32", "shape": ["batch", 1, 8, 8], "range": [0.0, 1.0],
+                            "layout": "NCHW", "finite": True}]  # guessed from [N, 1, 8, 8]; the TFLite files are NHWC
     assert m["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}]
     art, *quantized = m["artifacts"]
     assert art["format"] == "onnx" and art["precision"] == "fp32" and art["opset"] == 20

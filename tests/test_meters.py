@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from edge.meters import find, meter
+from edge.meters import MeterError, find, meter
 from edge.meters.rapl import RaplMeter, delta_uj, zones
-from edge.meters.rpi5_pmic import integrate, power_w, rails
+from edge.meters._sampler import Sampler, integrate
+from edge.meters.rpi5_pmic import power_w, rails
 
-from conftest import DATA
+from conftest import DATA, detect_unprivileged, readonly_copy
 
 ENERGY = DATA / "energy"
 
@@ -72,21 +71,10 @@ def test_rapl_without_permission_is_unavailable_not_zero():
 
     # The kernel makes energy_uj 0400 root: copy the recorded tree where others may walk, but not read it.
     with tempfile.TemporaryDirectory(prefix="edge-rapl-") as tmp:
-        os.chmod(tmp, 0o755)
-        root = Path(shutil.copytree(ENERGY / "x86-rapl-mangohud1776", Path(tmp) / "tree"))
-        for path in root.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o444)
+        root = readonly_copy("x86-rapl-mangohud1776", Path(tmp))
         (root / "sys/class/powercap/intel-rapl:0/energy_uj").chmod(0o400)
-        _ask_unprivileged(root)
-
-
-def _ask_unprivileged(root: Path) -> None:
-    # Root reads anything: drop to 'nobody' (after importing, as root) and ask as an unprivileged user would.
-    code = ("import os\nfrom edge.meters.rapl import RaplMeter\n"
-            "if os.geteuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)\n"
-            f"print(RaplMeter({str(root)!r}).detect().reason)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.stdout.startswith("permission: RAPL energy_uj is readable by root only"), done.stderr
+        reason = detect_unprivileged("rapl", root)
+        assert reason.startswith("permission: RAPL energy_uj is readable by root only"), reason
 
 
 def test_no_meter_here_says_why(tmp_path):
@@ -106,6 +94,21 @@ def test_pmic_rails_pair_by_name():
 
 def test_integrate_holds_edges():
     assert integrate([(1.0, 2.0), (2.0, 4.0)], 0.0, 3.0) == pytest.approx(2 * 1 + 3 * 1 + 4 * 1)
+
+
+def test_sampler_child_that_cannot_start_says_why():
+    with pytest.raises(MeterError, match="gave no sample: ModuleNotFoundError"):
+        Sampler("edge.meters.no_such_meter:read_w", []).start()
+
+
+def test_short_run_still_has_both_edges(tmp_path):
+    power = tmp_path / "power1_input"
+    power.write_text("2000000\n")
+    sampler = Sampler("edge.meters.hwmon:read_w", [power])
+    sampler.start()
+    reading = sampler.stop().reading("test", "test")  # far shorter than one 0.15 s interval
+    assert reading.energy_j == pytest.approx(2.0 * reading.duration_s) and reading.samples == 2
+    assert reading.sample_rate_hz == pytest.approx(1 / 0.15)
 
 
 @pytest.fixture

@@ -61,7 +61,11 @@ def test_digits_int8_on_real_data(edge_cli, tmp_path):
     assert m["evaluation"]["calibration"]["samples"] == 200
     assert not any("synthetic" in n for n in m["notes"])
     by_name = {a["name"]: a for a in m["artifacts"]}
-    assert set(by_name) == {"fp32", "int8", "int8-static"}
+    assert set(by_name) == {"fp32", "int8", "int8-static", "tflite-fp32", "tflite-fp16", "tflite-int8", "tflite-int8-static"}
+    for name in ("tflite-fp16", "tflite-int8", "tflite-int8-static"):  # the same gate, in LiteRT
+        assert by_name[name]["gate"]["passed"] and by_name[name]["gate"]["metrics"]["top1_drop"] <= 1.0, name
+    # this machine is an x86-avx512: every artifact's latency is measured, LiteRT ones in LiteRT
+    assert all(a["latency"] for a in m["artifacts"]) and by_name["tflite-fp32"]["latency"]["runtime"].startswith("litert")
     static = by_name["int8-static"]
     assert static["gate"]["passed"] and static["gate"]["metrics"]["reference_accuracy"] > 95
     assert static["gate"]["metrics"]["top1_drop"] <= 1.0
@@ -72,7 +76,7 @@ def test_digits_int8_on_real_data(edge_cli, tmp_path):
     session = ort.InferenceSession(str(out / static["path"]))
     accuracy = (session.run(None, {"pixels": x_test})[0].argmax(1) == y_test).mean() * 100
     assert abs(accuracy - static["gate"]["metrics"]["accuracy"]) < 1e-9
-    assert set(m["preferred"]) == {"fp32", "int8", "int8-static"}
+    assert set(m["preferred"]) == set(by_name)
 
 
 def test_digits_from_image_folders(edge_cli, tmp_path):

@@ -225,8 +225,8 @@ def _tflite_bundle(tmp_path: Path, ops: list[list] | None = None) -> Path:
                         sha256_file(folder / "model.fp32.tflite"), "fp32", validation={"passed": True}, ops=ops or found)
     manifest = Manifest(1, "2026-11-22T00:00:00+00:00", {"kind": "tflite"}, {"name": "x86-avx512", "arch": "x86_64"},
                         {"runtime": {"preference": ["litert", "tflite-runtime"], "threads": 1}},
-                        [{"name": "serving_default_x.1:0", "dtype": "float32", "shape": [1, 16, 96]}],
-                        [{"name": "PartitionedCall:0", "dtype": "float32", "shape": [1, 1]}], [artifact], {})
+                        [{"name": "x.1", "dtype": "float32", "shape": [1, 16, 96]}],
+                        [{"name": "53", "dtype": "float32", "shape": [1, 1]}], [artifact], {})
     write_manifest(folder, manifest)
     return folder
 

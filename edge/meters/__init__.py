@@ -4,6 +4,7 @@ A meter says whether it can measure here (``detect`` -> ``Availability`` with th
 when it cannot), then brackets a piece of work (``start`` ... ``stop`` -> ``Reading``). A
 reading always says how it was obtained: method, sample rate, scope and whether the figure
 is measured or estimated. No meter means energy is *unavailable* with a reason, never 0.
+A meter that was available but fails during the run raises ``MeterError`` from ``stop``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from edge.errors import EdgeError
+
 # name -> "module:Class"; every class takes the file-system root (recorded trees in tests)
 METERS = {
     "rapl": "edge.meters.rapl:RaplMeter",
     "rpi5-pmic": "edge.meters.rpi5_pmic:Rpi5PmicMeter",
+    "hwmon": "edge.meters.hwmon:HwmonMeter",
+    "ina3221": "edge.meters.ina3221:Ina3221Meter",
+    "power-supply": "edge.meters.power_supply:PowerSupplyMeter",
+    # opt-in only (edge profile --allow-estimate): no target lists it, so find() never picks it unasked
+    "estimate": "edge.meters.estimate:EstimateMeter",
 }
+
+
+class MeterError(EdgeError):
+    """A meter that was available stopped measuring during the run (sensor gone, battery plugged in)."""
+
 
 
 @dataclass(frozen=True)

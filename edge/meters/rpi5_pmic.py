@@ -4,7 +4,8 @@ The command prints one line per measurement, e.g. ``VDD_CORE_A current(7)=6.2242
 ``VDD_CORE_V volt(15)=0.86173300V``: rails are paired BY NAME (the indices do not line up),
 and EXT5V_V and BATT_V have no current. Their sum of V x I misses the 5 V input path and the
 regulators' losses: it is labelled "PMIC rails", never "board power". Each reading spawns a
-process, so sampling runs at 5-10 Hz in a child of its own, never in the timed loop.
+process, so sampling runs at 5-10 Hz in a child of its own (``edge.meters._sampler``), never in
+the timed loop.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from edge.meters import Availability, Reading
+from edge.meters._sampler import INTERVAL_S, Sampler
 
-INTERVAL_S = 0.15
 SCOPE = "PMIC rails (sum of V x I over the paired rails; excludes the 5 V input path and conversion losses)"
 _LINE = re.compile(r"^\s*(?P<rail>\w+)_(?P<kind>[AV])\s+(?:current|volt)\(\d+\)=(?P<value>[-\d.]+)[AV]\s*$")
 
@@ -38,16 +37,16 @@ def power_w(text: str) -> float:
 
 
 def _read(vcgencmd: str) -> str:
-    return subprocess.run([vcgencmd, "pmic_read_adc"], capture_output=True, text=True, timeout=5).stdout
+    return subprocess.run([vcgencmd, "pmic_read_adc"], capture_output=True, text=True, timeout=5,
+                          check=False).stdout  # a failed read shows as no rail
 
 
-def integrate(samples: list[tuple[float, float]], start: float, end: float) -> float:
-    """Joules from (time, watts) samples over [start, end], holding the first and last values."""
-    inside = [(t, p) for t, p in samples if start <= t <= end]
-    if not inside:
-        inside = [min(samples, key=lambda s: abs(s[0] - (start + end) / 2))]
-    points = [(start, inside[0][1]), *inside, (end, inside[-1][1])]
-    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(points, points[1:]))
+def sample_w(vcgencmd: str) -> float:
+    """One reading, in watts (what the sampling child calls); no rail is a failed read, not 0 W."""
+    found = rails(_read(vcgencmd))
+    if not found:
+        raise ValueError("vcgencmd pmic_read_adc printed no rail")
+    return sum(v * a for v, a in found.values())
 
 
 class Rpi5PmicMeter:
@@ -55,8 +54,7 @@ class Rpi5PmicMeter:
 
     def __init__(self, root: str | Path = "/") -> None:
         self._vcgencmd = shutil.which("vcgencmd")
-        self._child: subprocess.Popen | None = None
-        self._start = 0.0
+        self._sampler: Sampler | None = None
 
     def detect(self) -> Availability:
         if not self._vcgencmd:
@@ -70,33 +68,11 @@ class Rpi5PmicMeter:
         return Availability(True, f"{len(found)} PMIC rails at {1 / INTERVAL_S:.0f} Hz", SCOPE)
 
     def start(self) -> None:
-        self._child = subprocess.Popen([sys.executable, "-m", "edge.meters.rpi5_pmic", self._vcgencmd, str(INTERVAL_S)],
-                                       stdout=subprocess.PIPE, text=True)
-        self._start = time.monotonic()
+        self._sampler = Sampler("edge.meters.rpi5_pmic:sample_w", [self._vcgencmd])
+        self._sampler.start()
 
     def stop(self) -> Reading:
-        if self._child is None:
+        if self._sampler is None:
             raise RuntimeError("stop() without start()")
-        end = time.monotonic()
-        self._child.terminate()
-        out, _ = self._child.communicate(timeout=10)
-        self._child = None
-        samples = [(float(t), float(p)) for t, p in (line.split() for line in out.splitlines() if line.strip())]
-        if not samples:
-            raise RuntimeError("the PMIC sampler returned no sample")
-        duration = end - self._start
-        rate = len([s for s in samples if self._start <= s[0] <= end]) / duration if duration > 0 else None
-        return Reading(integrate(samples, self._start, end), duration, "vcgencmd pmic_read_adc, V x I per rail",
-                       SCOPE, rate, samples=len(samples))
-
-
-def _sample(vcgencmd: str, interval: float) -> None:
-    """The child: one '<monotonic time> <watts>' line per reading until terminated."""
-    while True:
-        started = time.monotonic()
-        print(f"{started:.6f} {power_w(_read(vcgencmd)):.6f}", flush=True)
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-
-if __name__ == "__main__":
-    _sample(sys.argv[1], float(sys.argv[2]))
+        sampled, self._sampler = self._sampler.stop(), None
+        return sampled.reading("vcgencmd pmic_read_adc, V x I per rail", SCOPE)
