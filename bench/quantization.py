@@ -1,8 +1,8 @@
 """Quantization benchmark: our variants against fp32 and optimum's presets, on real data.
 
-all-MiniLM-L6-v2 (batch 1, sequence 128) and the digits CNN. ONNX rows run in onnxruntime;
-LiteRT rows are the TFLite artifacts of the rpi5 profile (litert-torch + ai-edge-quantizer),
-run here in LiteRT with XNNPACK. For each model: size, latency
+all-MiniLM-L6-v2 (batch 1, sequence 128) and the digits CNN, exported for this machine's class
+(x86-avx512), whose profile builds ONNX and TFLite variants: ONNX rows run in onnxruntime, the
+TFLite rows (litert-torch + ai-edge-quantizer) in LiteRT with XNNPACK, fed in their own form. For each model: size, latency
 at 1 and 2 threads (median over interleaved blocks of runs, every model in each block, so
 the noisy VM's drifts hit all rows alike) and accuracy: for MiniLM the cosine of the
 sentence embedding (masked mean pooling) against fp32 over the 200 evaluation sentences;
@@ -167,8 +167,7 @@ def minilm(work: Path) -> dict:
     specs = [parse_spec(f"{n}:int64[batch,sequence]") for n in ("input_ids", "token_type_ids", "attention_mask")]
     held_out = data.load(sentences / "eval.txt", specs, tokenizer_dir=folder, dims=DimSizes({"sequence": 128}),
                          preprocess=data.Preprocess())
-    own = _litert(str(folder), work / "minilm-tflite", models, notes, ("tflite-fp32", "tflite-int8"),
-                  calib_data=sentences / "calib.txt", eval_data=sentences / "eval.txt", dims={"sequence": 128})
+    own = _own_specs(manifest)
     rows = _rows(models, held_out.samples[0], _minilm_accuracy(models, held_out.samples, own), notes, own)
     return {"model": "all-MiniLM-L6-v2", "input": "batch 1, sequence 128", "accuracy": "sentence-embedding cosine vs fp32 over 200 sentences",
             "rows": rows, "unavailable": {p: i["unavailable"] for p, i in optimum.items() if "unavailable" in i}}
@@ -192,27 +191,17 @@ def digits(work: Path) -> dict:
         if "out" in info:
             models[f"optimum {preset}"] = Path(info["out"])
             notes[f"optimum {preset}"] = f"AutoQuantizationConfig.{preset}(is_static=False, per_channel=False)"
-    own = _litert(f"{ROOT / 'examples/digits/model.py'}:create", work / "digits-tflite", models, notes,
-                  ("tflite-fp32", "tflite-int8-static"), calib_data=work / "calib.npz", eval_data=work / "eval.npz")
+    own = _own_specs(manifest)
     rows = _rows(models, {"pixels": x_test[:1]}, _digits_accuracy(models, x_test, y_test, own), notes, own)
     return {"model": "digits CNN", "input": "batch 1, 1x8x8", "accuracy": "test-set accuracy, 450 images",
             "rows": rows, "unavailable": {p: i["unavailable"] for p, i in optimum.items() if "unavailable" in i}}
 
 
-def _litert(source: str, bundle: Path, models: dict, notes: dict, variants: tuple[str, ...], **options) -> dict:
-    """Export the rpi5 profile's TFLite ``variants`` and add them as LiteRT rows; returns each
-    row's stored input specs (the file's own layout and dtypes)."""
+def _own_specs(manifest: dict) -> dict:
+    """The stored input specs of each TFLite artifact (NHWC, int32 ids), to feed it directly."""
     from edge.specs import TensorSpec
 
-    manifest = _export(source, bundle, target="rpi5", formats=("tflite",), variants=variants, **options)
-    own = {}
-    for a in manifest["artifacts"]:
-        if a["format"] == "tflite":
-            name = f"LiteRT {a['name'].removeprefix('tflite-')}"
-            models[name] = bundle / a["path"]
-            notes[name] = _how(a)
-            own[name] = [TensorSpec.from_json(s) for s in a["inputs"]]
-    return own
+    return {a["name"]: [TensorSpec.from_json(s) for s in a["inputs"]] for a in manifest["artifacts"] if a["format"] == "tflite"}
 
 
 def _how(artifact: dict) -> str:

@@ -48,7 +48,7 @@ def _startup(code: str) -> float:
 def _per_call(model, feeds: dict) -> tuple[float, float]:
     """Median time of a call through edge and straight to onnxruntime, calls alternating one by
     one (so the VM's drift hits both alike), for a fixed time budget."""
-    raw = model._session.raw  # the same onnxruntime session edge.load created
+    raw = model.session.raw  # the same onnxruntime session edge.load created
     for _ in range(30):
         model.run(feeds)
         raw.run(None, feeds)

@@ -68,6 +68,11 @@ class Model:
             if wanted and spec.layout and wanted != spec.layout:
                 self._transpose[spec.name] = tuple(spec.layout.index(c) for c in wanted)
 
+    @property
+    def session(self) -> Session:
+        """The runtime session underneath (``run`` checks inputs, then calls its ``run``)."""
+        return self._session
+
     def __repr__(self) -> str:
         c = self.choice
         return f"<edge.Model {c.artifact} on {c.runtime} {c.runtime_version}, {c.threads} threads>"

@@ -125,7 +125,8 @@ def manifest(m: Manifest, where: str) -> Group:
                           + (f"; {data['note']}" if data.get("note") else ""), style="dim"))
     timed = next((a.latency for a in m.artifacts if a.latency), None)
     if timed:
-        parts.append(Text(f"ms: median latency at export, {timed['threads']} threads, {timed['runtime']}, "
+        runtimes = ", ".join(dict.fromkeys(a.latency["runtime"] for a in m.artifacts if a.latency))
+        parts.append(Text(f"ms: median latency at export, {timed['threads']} threads, {runtimes}, "
                           f"inputs {timed['input_shapes']}", style="dim"))
     if m.preferred:
         parts.append(Text(f"preferred order: {', '.join(m.preferred)}", style="dim"))

@@ -47,6 +47,11 @@ class Converted:
         layouts = {s.name: s.layout for s in self.own_inputs if s.layout == "NHWC"}
         return Model(session, self.inputs, self.outputs, choice, layouts)
 
+    def timed(self, path: Path, threads: int) -> _Prepared:
+        """For the export-time latency: the bare session, fed inputs prepared once, as the
+        ONNX variants are timed (edge.Model's checks are not part of the runtime's speed)."""
+        return _Prepared(self.runner(path, threads))
+
     def fields(self, path: Path) -> dict[str, Any]:
         """The Artifact fields a TFLite file adds: its ops (for interpreter checks) and its
         signature as stored (fixed shapes, NHWC, int32 ids, int8 with scale and zero point)."""
@@ -66,6 +71,16 @@ class Converted:
         layouts = {s.name: s.layout for s in self.own_inputs if s.layout}
         return {"format": "tflite", "ops": read_ops(path), "layouts": layouts,
                 "inputs": [spec(s) for s in self.own_inputs], "outputs": [spec(s) for s in self.own_outputs]}
+
+
+class _Prepared:
+    def __init__(self, model: Model) -> None:
+        self._model, self._given, self._feeds = model, None, None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if feeds is not self._given:
+            self._given, self._feeds = feeds, self._model.prepare(feeds)
+        return self._model.session.run(self._feeds)
 
 
 class TfliteLayers:
@@ -96,7 +111,7 @@ class TfliteLayers:
     def finish(self, built: variants.Built) -> None:
         built.extra = self.converted.fields(built.path)
         built.gate["kept_in_float"] = [tflite.short(n) for n in built.gate["kept_in_float"]]
-        built.open = lambda path, threads: self.converted.runner(path, threads)
+        built.open = self.converted.timed
         built.runtime = f"litert {backend('litert').version()}"
 
 
@@ -135,7 +150,7 @@ def build(todo: list[Variant], ctx: variants.Context, exported: Exported, profil
     for variant in [v for v in todo if v.precision == "fp32"]:
         built = variants.Built(variant, converted.path, {"converter": converted.how}, {}, True)
         built.extra = {**converted.fields(converted.path), "validation": report.to_json()}
-        built.open = lambda path, threads: converted.runner(path, threads)
+        built.open = converted.timed
         built.runtime = f"litert {backend('litert').version()}"
         outcome.built.append(built)
     quantized = [v for v in todo if v.precision != "fp32"]

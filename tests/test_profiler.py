@@ -70,7 +70,7 @@ def test_digits_bundle_on_onnxruntime(edge_cli, digits_bundle, tmp_path):
     assert list(doc)[:1] == ["schema"] and doc["schema"] == "edge.profile/1"
     assert {"created", "edge_version", "command", "machine", "settings", "results", "best"} <= set(doc)
     assert doc["settings"] == {"runs": 40, "duration_s": None, "warmup": 3, "idle_baseline_s": 2.0,
-                               "inputs": "random within the manifest's ranges (seed 0)"}
+                               "inputs": "random within the manifest's ranges (seed 0); pixels [1, 1, 8, 8]"}
     (result,) = doc["results"]
     _check_measured(result, 40)
     fp32 = next(a for a in manifest_of(digits_bundle)["artifacts"] if a["name"] == "fp32")
@@ -233,3 +233,76 @@ def test_stats_and_the_timing_loop():
     assert parse_threads("sweep") == "sweep" and parse_threads("3") == 3 and parse_threads(None) is None
     with pytest.raises(UsageError):
         parse_threads("0")
+
+
+@pytest.fixture(scope="module")
+def digits_both(tmp_path_factory) -> Path:
+    """The digits example for this machine's class with every artifact its profile has, ONNX and TFLite."""
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    from conftest import DIGITS
+
+    out = tmp_path_factory.mktemp("both") / "digits"
+    result = CliRunner().invoke(main, ["export", DIGITS, "--target", "x86-avx512", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+def test_every_artifact_in_the_runtime_of_its_format(edge_cli, digits_both, tmp_path):
+    out = tmp_path / "all.json"
+    done = edge_cli("profile", digits_both, "--runs", "30", "--threads", "1", "-o", out)
+    assert done.code == 0, done
+    results = json.loads(out.read_text())["results"]
+    formats = {a["path"]: a["format"] for a in manifest_of(digits_both)["artifacts"]}
+    assert sorted(r["artifact"]["name"] for r in results) == sorted(formats)
+    assert {"onnx", "tflite"} == set(formats.values())
+    for r in results:
+        _check_measured(r, 30)
+        assert r["runtime"]["name"] == {"onnx": "onnxruntime", "tflite": "litert"}[r["artifact"]["format"]]
+        assert r["energy"]["available"] is False and r["energy"]["reason"]  # this VM: never a 0 J figure
+    assert "unavailable" in done.stdout and "model.tflite-fp32.tflite" in done.stdout
+
+
+@pytest.mark.slow
+def test_minilm_in_both_runtimes(edge_cli, minilm_dir, tmp_path):
+    bundle = tmp_path / "minilm"
+    done = edge_cli("export", minilm_dir, "-t", "x86-avx512", "-o", bundle, "--dim", "sequence=128",
+                    "--variant", "fp32", "--variant", "tflite-fp32", "--no-simplify")
+    assert done.code == 0, done
+    out = tmp_path / "minilm.json"
+    done = edge_cli("profile", bundle, "--runs", "10", "--threads", "1", "-o", out)
+    assert done.code == 0, done
+    written = json.loads(out.read_text())
+    # the ONNX artifact's open sequence axis is profiled at the TFLite file's 128, not a default
+    assert "input_ids [1, 128]" in written["settings"]["inputs"]
+    results = {r["runtime"]["name"]: r for r in written["results"]}
+    assert set(results) == {"onnxruntime", "litert"}
+    for r in results.values():
+        _check_measured(r, 10)
+        assert r["memory_mb"]["model"] > 50  # ~90 MB of weights: the model's memory is visible
+
+
+def test_throttling_that_begins_mid_run_is_flagged(edge_cli, wakeword, tmp_path, monkeypatch):
+    """A fake vcgencmd on PATH answers the first get_throttled with the recorded idle state of a
+    Pi 3B+ and later ones with the same board's recorded loaded state (0x80008)."""
+    idle = (DATA / "energy/rpi3bplus-gopilgc-oakd-idle/vcgencmd/get_throttled.txt").read_text().strip()
+    load = (DATA / "energy/rpi3bplus-gopilgc-oakd-load/vcgencmd/get_throttled.txt").read_text().strip()
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    script = bin_dir / "vcgencmd"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = get_throttled ] || {{ echo "error=1 error_msg=\\"Command not registered\\""; exit 255; }}\n'
+        f'if [ -f "{calls}" ]; then echo "{load}"; else touch "{calls}"; echo "{idle}"; fi\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "t.json"
+    done = edge_cli("profile", wakeword, "--runs", "20", "--threads", "1", "-o", out)
+    assert done.code == 0, done
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["thermal"]["before"]["throttled"] == "0x0" and result["thermal"]["after"]["throttled"] == "0x80008"
+    assert "throttling began during the run: soft temperature limit active" in result["thermal"]["flags"]
+    assert "throttling began during the run" in done.stdout

@@ -97,7 +97,7 @@ def profile(path: str | Path, options: ProfileOptions = ProfileOptions()) -> Pro
             results.append(_result(config, _spawn(request, options)))
     _progress(options, len(configs), len(configs), "done")
     settings = Settings(None if options.duration_s else (options.runs or RUNS), options.duration_s, options.warmup,
-                        _inputs_text(options, bare=source.candidates[0].specs is None), options.idle_s)
+                        _inputs_text(options, source), options.idle_s)
     return ProfileResult(datetime.now(timezone.utc).isoformat(timespec="seconds"), __version__,
                          _command(path, options), machine, settings, results, best_of(results))
 
@@ -172,12 +172,14 @@ def _progress(options: ProfileOptions, done: int, total: int, label: str) -> Non
         options.on_progress(done, total, label)
 
 
-def _inputs_text(options: ProfileOptions, bare: bool) -> str:
+def _inputs_text(options: ProfileOptions, source) -> str:
     if options.input_file:
         return f"file {Path(options.input_file).name}"
-    if bare:
+    specs = source.candidates[0].specs
+    if specs is None:
         return f"random, uniform in -1..1 or 0..10 (a bare file declares no ranges; seed {options.seed})"
-    return f"random within the manifest's ranges (seed {options.seed})"
+    shapes = ", ".join(f"{s['name']} {list(s['shape'])}" for s in specs)
+    return f"random within the manifest's ranges (seed {options.seed}); {shapes}"
 
 
 def _command(path: str | Path, options: ProfileOptions) -> str:

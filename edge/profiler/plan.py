@@ -7,7 +7,7 @@ not installed) fails here, in the parent, before a child process starts.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,31 @@ def read_source(path: Path, wanted: tuple[str, ...] = ()) -> Source:
         info = ArtifactInfo(a.path, str(path), a.format, a.precision, a.sha256, a.size)
         specs = [s.to_json() for s in pinned([TensorSpec.from_json(s) for s in manifest.inputs], a)]  # as edge.load
         candidates.append(Candidate(info, file, specs, a.layouts, a.ops))
+    sizes = common_sizes(manifest)
+    # every artifact gets the same input shapes, or the comparison would be unfair
+    candidates = [replace(c, specs=[{**s, "shape": [sizes.get(d, d) if isinstance(d, str) else d for d in s["shape"]]}
+                                    for s in c.specs]) for c in candidates]
     return Source(path.name, candidates, manifest.profile.get("runtime", {}))
+
+
+def common_sizes(manifest) -> dict[str, int]:
+    """One size per named axis for all of a bundle's artifacts: the size a fixed-shape (TFLite)
+    artifact was built for, else the tokenizer's max_length for a text axis, else 1 for batch."""
+    sizes: dict[str, int] = {}
+    specs = [TensorSpec.from_json(s) for s in manifest.inputs]
+    for artifact in manifest.artifacts:
+        for spec, fixed in zip(specs, pinned(specs, artifact)):
+            for axis, name in spec.dynamic_axes.items():
+                if isinstance(fixed.shape[axis], int):
+                    sizes.setdefault(name, fixed.shape[axis])
+    text = (manifest.preprocessing or {}).get("text")
+    for spec in specs:
+        for axis, name in spec.dynamic_axes.items():
+            if axis == 0:
+                sizes.setdefault(name, 1)
+            elif text and spec.dtype.startswith("int"):
+                sizes.setdefault(name, int(text["max_length"]))
+    return sizes
 
 
 def runtimes(candidate: Candidate, wanted: str | None, preference: list[str]) -> list[str]:

@@ -18,7 +18,10 @@ from edge.text import encode
 HERE = Path(__file__).parent
 
 
-def embed(model: edge.Model, tokenizer: Path, sentences: list[str], batch: int = 16) -> np.ndarray:
+def embed(model: edge.Model, tokenizer: Path, sentences: list[str]) -> np.ndarray:
+    # A TFLite artifact takes one fixed shape (batch 1); an ONNX one takes batches of any size.
+    fixed = model.inputs[0].shape[0]
+    batch = fixed if isinstance(fixed, int) else 16
     out = []
     for i in range(0, len(sentences), batch):
         feeds = encode(tokenizer, sentences[i : i + batch], 128)
