@@ -14,7 +14,9 @@ place that maps them to a message, a hint and an exit code::
     │   └── UnsupportedOpError     exit 6   an op or module the exporter cannot convert
     ├── ValidationError            exit 7   an artifact's outputs are beyond the tolerance
     ├── OutputExistsError          exit 8   the output folder exists and --force was not given
-    └── MissingDependencyError     exit 9   an optional extra is not installed
+    ├── MissingDependencyError     exit 9   an optional extra is not installed
+    └── MeterError                 exit 1   an energy meter stopped measuring mid-run (the
+                                            profiler records energy as unavailable instead)
 
 Lower-level errors (onnx, onnxruntime, torch.onnx, subprocess) are translated into these
 where they are called, with ``raise ... from exc`` so ``--debug`` still shows the cause.
@@ -106,3 +108,7 @@ def require(module: str, extra: str = "export", package: str | None = None):
             f"this needs the Python package '{name}', which is not installed",
             hint=f"pip install 'edge-toolkit[{extra}]'",
         ) from exc
+
+
+class MeterError(EdgeError):
+    """A meter that was available stopped measuring during the run (sensor gone, battery plugged in)."""

@@ -238,9 +238,9 @@ def translate(exc: Exception, module: Any, example: tuple) -> ExportError:
     op = _ATEN.search(text)
     if op or isinstance(exc, NotImplementedError):
         name = op.group(1).replace("::", ".") if op else _first_line(exc)
-        from edge.exporters._torch import _module_of
+        from edge.exporters._torch import module_of
 
-        where = _module_of(module, example, name) if op else ""
+        where = module_of(module, example, name) if op else ""
         return UnsupportedOpError(f"litert-torch cannot convert {name}{where} to TFLite",
                                   hint="use the ONNX artifact instead (--format onnx), or replace that op")
     return ExportError(f"litert-torch could not convert the model to TFLite: {_first_line(exc)}",

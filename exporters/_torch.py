@@ -163,7 +163,7 @@ def _translate(exc: Exception, module: Any, example: tuple) -> ExportError:
     op = _OP.search(text)
     if op:
         name = op["op"]
-        where = _module_of(module, example, name)
+        where = module_of(module, example, name)
         return UnsupportedOpError(
             f"torch.onnx cannot export op {name}{where}",
             hint="replace that op with supported ones, or export from a model without it",
@@ -179,7 +179,7 @@ def _summary_line(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:300]
 
 
-def _module_of(module: Any, example: tuple, op: str) -> str:
+def module_of(module: Any, example: tuple, op: str) -> str:
     """' in module NAME (Type)' for the first node calling ``op``, found by re-tracing."""
     torch = require("torch")
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from edge.errors import EdgeError
+from edge.errors import MeterError  # noqa: F401  (raised by the meters; imported from here too)
 
 # name -> "module:Class"; every class takes the file-system root (recorded trees in tests)
 METERS = {
@@ -26,10 +26,6 @@ METERS = {
     # opt-in only (edge profile --allow-estimate): no target lists it, so find() never picks it unasked
     "estimate": "edge.meters.estimate:EstimateMeter",
 }
-
-
-class MeterError(EdgeError):
-    """A meter that was available stopped measuring during the run (sensor gone, battery plugged in)."""
 
 
 
