@@ -51,38 +51,34 @@ def _optimum(fp32: Path, work: Path) -> dict[str, dict]:
     return out
 
 
-def _open(path: Path, threads: int, own: list | None = None):
-    """A function running the model once on given feeds: onnxruntime for .onnx, LiteRT for
-    .tflite (fed in the file's own form: NHWC, int32 ids, so no conversion is timed)."""
+def _session(path: Path, threads: int, own: list | None):
+    """(run the model on prepared feeds, prepare manifest-form feeds): onnxruntime for .onnx,
+    LiteRT for .tflite, fed in the file's own form (NHWC, int32 ids) so no conversion is timed."""
     if path.suffix == ".tflite":
         from edge.runtime import backend
         from edge.tflite import stored_feeds
 
         session = backend("litert").open(path, threads=threads)
-        return lambda feeds: next(iter(session.run(stored_feeds(feeds, own)).values()))
+        return (lambda feeds: next(iter(session.run(feeds).values()))), (lambda feeds: stored_feeds(feeds, own))
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda feeds: session.run(None, feeds)[0]
+    return (lambda feeds: session.run(None, feeds)[0]), (lambda feeds: feeds)
+
+
+def _open(path: Path, threads: int, own: list | None = None):
+    """A function running the model once on manifest-form feeds, for accuracy."""
+    run, prepare = _session(path, threads, own)
+    return lambda feeds: run(prepare(feeds))
 
 
 def _timed_call(path: Path, threads: int, own: list | None, feeds: dict):
     """A no-argument call of one inference, with the feeds prepared outside the timing."""
-    if path.suffix == ".tflite":
-        from edge.runtime import backend
-        from edge.tflite import stored_feeds
-
-        session = backend("litert").open(path, threads=threads)
-        stored = stored_feeds(feeds, own)
-        return lambda: session.run(stored)
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda: session.run(None, feeds)
+    run, prepare = _session(path, threads, own)
+    prepared = prepare(feeds)
+    return lambda: run(prepared)
 
 
 def _latencies(models: dict[str, Path], feeds: dict, threads: int, own: dict) -> dict[str, float]:

@@ -123,10 +123,7 @@ class Model:
             if value.dtype != dtype:
                 raise InputError(f"input '{name}': expected dtype {dtype}, got {value.dtype}",
                                  hint=f"convert with .astype(np.{dtype})")
-            try:
-                _check_shape(name, spec, value.shape, sizes)
-            except InputError as exc:
-                raise InputError(exc.message, hint=self._shape_hint) from None
+            _check_shape(name, spec, value.shape, sizes, self._shape_hint)
             if spec.finite and value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise InputError(f"input '{name}' holds NaN or infinity, which this model does not accept")
             axes = self._transpose.get(name)
@@ -141,16 +138,16 @@ def _numpy_dtype(name: str) -> np.dtype | None:
         return None
 
 
-def _check_shape(name: str, spec: TensorSpec, shape: tuple, sizes: dict[str, int]) -> None:
+def _check_shape(name: str, spec: TensorSpec, shape: tuple, sizes: dict[str, int], hint: str | None = None) -> None:
     expected = list(spec.shape)
     if len(shape) != len(expected):
-        raise InputError(f"input '{name}': expected {len(expected)} dimensions {expected}, got shape {list(shape)}")
+        raise InputError(f"input '{name}': expected {len(expected)} dimensions {expected}, got shape {list(shape)}", hint=hint)
     for axis, (want, got) in enumerate(zip(expected, shape)):
         if isinstance(want, int):
             if want != got:
-                raise InputError(f"input '{name}': expected shape {expected}, got {list(shape)} (axis {axis} must be {want})")
+                raise InputError(f"input '{name}': expected shape {expected}, got {list(shape)} (axis {axis} must be {want})", hint=hint)
         elif sizes.setdefault(want, got) != got:
-            raise InputError(f"input '{name}': axis '{want}' is {got} here but {sizes[want]} in another input")
+            raise InputError(f"input '{name}': axis '{want}' is {got} here but {sizes[want]} in another input", hint=hint)
 
 
 def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend | None = None,
@@ -183,18 +180,19 @@ def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend |
     affinity = _affinity(settings.get("affinity", "all"))
     count = threads if threads is not None else (settings.get("threads") or len(affinity or []) or os.cpu_count() or 1)
     session = chosen_backend.open(file, threads=count, optimization=settings.get("graph_optimization", "all"))
-    inputs = pinned([TensorSpec.from_json(s) for s in manifest.inputs], artifact)
-    outputs = pinned([TensorSpec.from_json(s) for s in manifest.outputs], artifact, side="outputs")
+    inputs = pinned([TensorSpec.from_json(s) for s in manifest.inputs], artifact.inputs)
+    outputs = pinned([TensorSpec.from_json(s) for s in manifest.outputs], artifact.outputs)
     choice = Choice(artifact.name, chosen_backend.name, chosen_backend.version(), count, affinity, reason)
     hint = (f"'{artifact.name}' is a {artifact.format} artifact with one fixed shape; runtime='onnxruntime' "
             f"(edge run --runtime onnxruntime) picks an ONNX artifact whose axes stay open") if artifact.inputs else None
     return Model(session, inputs, outputs, choice, artifact.layouts, hint)
 
 
-def pinned(specs: list[TensorSpec], artifact: Artifact, side: str = "inputs") -> list[TensorSpec]:
+def pinned(specs: list[TensorSpec], artifact_specs: list[dict[str, Any]]) -> list[TensorSpec]:
     """The manifest's specs (names, dtypes, layouts the caller uses) with the dynamic axes an
-    artifact fixes (a TFLite file takes one shape) set to its sizes, read through its layout."""
-    own = {s["name"]: TensorSpec.from_json(s) for s in getattr(artifact, side)}
+    artifact fixes (``Artifact.inputs``/``outputs``: a TFLite file takes one shape) set to its
+    sizes, read through its layout."""
+    own = {s["name"]: TensorSpec.from_json(s) for s in artifact_specs}
     out = []
     for spec in specs:
         mine = own.get(spec.name)

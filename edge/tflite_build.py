@@ -214,12 +214,7 @@ def convert(exported: Exported, ctx: variants.Context, inputs: list[TensorSpec],
     own_outputs = [TensorSpec(s.name, s.dtype, s.shape) for s in litert.outputs]
     out_fixed = [TensorSpec(o.name, o.dtype, next((x.shape for x in own_outputs if x.name == o.name), o.shape))
                  for o in outputs]
-    return Converted(path, own, own_outputs, _pin(inputs, own), out_fixed, how)
-
-
-def _pin(specs: list[TensorSpec], own: list[TensorSpec]) -> list[TensorSpec]:
-    artifact = type("Own", (), {"inputs": [s.to_json() for s in own], "outputs": []})()
-    return pinned(specs, artifact)
+    return Converted(path, own, own_outputs, pinned(inputs, [s.to_json() for s in own]), out_fixed, how)
 
 
 def validate(converted: Converted, exported: Exported, profile: Profile) -> ValidationReport:

@@ -65,6 +65,7 @@ class Layers(Protocol):
     the variant with some of them kept in float, and how to run a built file."""
 
     candidates: list[str]
+    suffix: str  # the file name's extension
 
     def weight(self, layer: str) -> int: ...
 
@@ -73,6 +74,9 @@ class Layers(Protocol):
     def open(self, path: Path) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]: ...
 
     def suspects(self, path: Path, samples: list[dict[str, np.ndarray]]) -> list[str]: ...
+
+    def finish(self, built: Built) -> None:
+        """Add the format's own fields to the chosen build (TFLite: ops, specs, its runtime)."""
 
 
 class OnnxLayers:
@@ -103,6 +107,9 @@ class OnnxLayers:
                                           lambda p: ort.open(p, optimization="disable"))
         return [name for name, _ in errors]
 
+    def finish(self, built: Built) -> None:
+        pass  # an ONNX artifact needs nothing beyond what Built holds
+
 
 def build(variant: Variant, ctx: Context, layers: Layers | None = None) -> Built:
     """Quantize ``variant``, gate it against the fp32 ONNX outputs, repair it if it misses."""
@@ -112,7 +119,7 @@ def build(variant: Variant, ctx: Context, layers: Layers | None = None) -> Built
     builds = itertools.count()
 
     def make(keep: list[str]) -> Path:
-        out = ctx.workdir / f"{variant.name}.{next(builds)}.{getattr(layers, 'suffix', 'onnx')}"
+        out = ctx.workdir / f"{variant.name}.{next(builds)}.{layers.suffix}"
         recipes[out] = layers.make(out, keep)
         return out
 
@@ -151,8 +158,7 @@ def build(variant: Variant, ctx: Context, layers: Layers | None = None) -> Built
     gate_json = {**result.report.to_json(), "kept_in_float": result.kept_in_float, "steps": result.steps,
                  "quantized_layers": len(candidates) - len(result.kept_in_float), "ranking": result.ranking[:20]}
     built = Built(variant, result.path, recipes[result.path], gate_json, result.report.passed)
-    if hasattr(layers, "finish"):
-        layers.finish(built)  # a format's own fields: TFLite's ops, specs and runtime
+    layers.finish(built)
     return built
 
 

@@ -81,7 +81,7 @@ def read_source(path: Path, wanted: tuple[str, ...] = ()) -> Source:
         if sha256_file(file) != a.sha256:
             raise InvalidModelError(f"{file} does not match the sha256 in its manifest", hint="re-export the bundle")
         info = ArtifactInfo(a.path, str(path), a.format, a.precision, a.sha256, a.size)
-        specs = [s.to_json() for s in pinned([TensorSpec.from_json(s) for s in manifest.inputs], a)]  # as edge.load
+        specs = [s.to_json() for s in pinned([TensorSpec.from_json(s) for s in manifest.inputs], a.inputs)]  # as edge.load
         candidates.append(Candidate(info, file, specs, a.layouts, a.ops))
     sizes = common_sizes(manifest)
     # every artifact gets the same input shapes, or the comparison would be unfair
@@ -96,7 +96,7 @@ def common_sizes(manifest) -> dict[str, int]:
     sizes: dict[str, int] = {}
     specs = [TensorSpec.from_json(s) for s in manifest.inputs]
     for artifact in manifest.artifacts:
-        for spec, fixed in zip(specs, pinned(specs, artifact)):
+        for spec, fixed in zip(specs, pinned(specs, artifact.inputs)):
             for axis, name in spec.dynamic_axes.items():
                 if isinstance(fixed.shape[axis], int):
                     sizes.setdefault(name, fixed.shape[axis])
