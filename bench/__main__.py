@@ -21,7 +21,7 @@ OUT = Path(__file__).resolve().parent.parent / "bench-results"
 
 
 def machine() -> dict:
-    from edge.detect import read_facts
+    from edge.device.detect import read_facts
 
     facts = read_facts("/")
     return {"cpu": facts.cpu_model, "cores": os.cpu_count(), "memory_mb": facts.memory_mb, "arch": platform.machine(),

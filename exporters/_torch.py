@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edge import onnxfile
-from edge.errors import ExportError, UnsupportedOpError, require
-from edge.specs import DimSizes, TensorSpec
-from edge.validate import Outputs, Runner
+from edge.build import onnxfile
+from edge.core.errors import ExportError, UnsupportedOpError, require
+from edge.core.specs import DimSizes, TensorSpec
+from edge.build.validate import Outputs, Runner
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def output_names_of(module: Any, specs: list[TensorSpec], dims: DimSizes, given:
 
 
 def example_arrays(specs: list[TensorSpec], dims: DimSizes) -> list[np.ndarray]:
-    from edge.specs import random_inputs
+    from edge.core.specs import random_inputs
 
     # Sample 1 uses batch 2: torch.export specialises a dynamic axis traced with size 1.
     arrays = random_inputs(specs, dims, sample=1, seed=1234)

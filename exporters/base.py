@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.specs import DimSizes, TensorSpec
-from edge.validate import Runner
+from edge.core.specs import DimSizes, TensorSpec
+from edge.build.validate import Runner
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge import onnxfile
-from edge.bundle import sha256_file
+from edge.build import onnxfile
+from edge.core.bundle import sha256_file
 from edge.exporters.base import Exported, ExportRequest
-from edge.runtime import backend
+from edge.device.runtime import backend
 
 
 class OnnxFileExporter:

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from edge.bundle import sha256_file
-from edge.errors import ExportError, InputNotFoundError, UsageError, require
+from edge.core.bundle import sha256_file
+from edge.core.errors import ExportError, InputNotFoundError, UsageError, require
 from edge.exporters import _torch
 from edge.exporters.base import Exported, ExportRequest
-from edge.specs import parse_spec
+from edge.core.specs import parse_spec
 
 _FACTORY = re.compile(r"^(?P<where>[^:]+):(?P<factory>[A-Za-z_]\w*)$")
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import hash_into
-from edge.errors import ExportError, InvalidModelError, UsageError, require
+from edge.core.bundle import hash_into
+from edge.core.errors import ExportError, InvalidModelError, UsageError, require, first_line
 from edge.exporters import _torch
 from edge.exporters.base import Exported, ExportRequest
-from edge.specs import TensorSpec
+from edge.core.specs import TensorSpec
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _load_model(transformers: Any, task: Task, folder: Path) -> Any:
         # Eager attention exports to plain MatMul/Softmax, which onnxruntime fuses (docs/decisions.md).
         model = auto.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager")
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for bad folders
-        raise InvalidModelError(f"transformers cannot load {folder}: {str(exc).strip().splitlines()[0]}") from exc
+        raise InvalidModelError(f"transformers cannot load {folder}: {first_line(exc)}") from exc
     return model.eval()
 
 

@@ -86,7 +86,7 @@ def detect_unprivileged(meter: str, root: Path) -> str:
     import subprocess
     import sys
 
-    code = ("import importlib, os\nfrom edge.meters import METERS, meter\n"
+    code = ("import importlib, os\nfrom edge.device.meters import METERS, meter\n"
             f"importlib.import_module(METERS[{meter!r}].split(':')[0])\n"
             "if os.geteuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)\n"
             f"print(meter({meter!r}, {str(root)!r}).detect().reason)")
@@ -97,3 +97,24 @@ def detect_unprivileged(meter: str, root: Path) -> str:
 def step_energy(duration_s: float, switched: float, stopped: float, before_w: float, after_w: float) -> float:
     """Joules over a run whose power stepped from ``before_w`` to ``after_w`` at ``switched``."""
     return before_w * (duration_s - (stopped - switched)) + after_w * (stopped - switched)
+
+
+def host_target() -> str:
+    """The target this machine is detected as: the tests take the host as a parameter, never assume it."""
+    from edge.device.detect import detect
+
+    return detect("/").target
+
+
+def handmade_manifest(artifacts: list, inputs: list[dict], outputs: list[dict], preference: list[str], threads: int = 1):
+    """A manifest around artifacts a test made itself, for this machine's target (so edge.load takes it)."""
+    from dataclasses import replace
+
+    from edge.core import catalog
+    from edge.core.bundle import SCHEMA_VERSION, Manifest
+
+    target = catalog.load_target(host_target())
+    profile = catalog.profile_for(target)
+    profile = replace(profile, runtime=replace(profile.runtime, preference=preference, threads=threads))
+    return Manifest(SCHEMA_VERSION, "2026-11-22T00:00:00+00:00", {"kind": "test"}, target, profile, inputs, outputs,
+                    artifacts, {})

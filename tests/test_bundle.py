@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from edge.bundle import read_manifest, staged
-from edge.errors import InputNotFoundError, InvalidModelError, OutputExistsError
+from edge.core.bundle import read_manifest, staged
+from edge.core.errors import InputNotFoundError, InvalidModelError, OutputExistsError
 
 
 def test_staged_writes_whole_or_nothing(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge import catalog, schema
-from edge.errors import ConfigError, UnknownTargetError
+from edge.core import catalog, schema
+from edge.core.errors import ConfigError, UnknownTargetError
 
 REQUIRED_TARGETS = {"rpi4", "rpi5", "rpi-zero2w", "android-arm64", "x86-minipc", "x86-avx512", "jetson-orin-nano"}
 

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from edge.detect import detect, read_facts
-from edge.errors import UnknownTargetError
+from edge.device.detect import detect, read_facts
+from edge.core.errors import UnknownTargetError
 
 from conftest import DATA
 

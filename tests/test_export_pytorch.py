@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from edge.bundle import sha256_file
+from edge.core.bundle import sha256_file
 
 from conftest import DIGITS, ROOT, manifest_of
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import edge
-from edge.runtime.tflite_ops import read_ops, unsupported
+from edge.device.runtime.tflite_ops import read_ops, unsupported
 
 from conftest import DIGITS, ROOT, manifest_of
 
@@ -66,8 +66,8 @@ def test_digits_tflite_is_channels_last_and_the_runtime_feeds_it_nchw(digits_tfl
     static = _by_name(m)["tflite-int8-static"]
     assert static["inputs"][0]["dtype"] == "int8" and static["inputs"][0]["quantization"]["scale"] > 0
     target = m["target"]["name"]
-    from edge.data import load, Preprocess
-    from edge.specs import DimSizes, TensorSpec
+    from edge.build.data import load, Preprocess
+    from edge.core.specs import DimSizes, TensorSpec
 
     data = load(IMAGES, [TensorSpec.from_json(m["inputs"][0])], tokenizer_dir=None, dims=DimSizes(), preprocess=Preprocess())
     onnx = edge.load(digits_tflite, target=target, runtime="onnxruntime")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.catalog import Gate
-from edge.gate import evaluate, kind_for, snr_db
-from edge.specs import parse_spec
+from edge.core.catalog import Gate
+from edge.build.gate import evaluate, kind_for, snr_db
+from edge.core.specs import parse_spec
 
 
 def test_classifier_agreement_and_accuracy():

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.meters import MeterError, find, meter
-from edge.meters.rapl import RaplMeter, delta_uj, zones
-from edge.meters._sampler import Sampler, integrate
-from edge.meters.rpi5_pmic import power_w, rails
+from edge.device.meters import MeterError, find, meter
+from edge.device.meters.rapl import RaplMeter, delta_uj, zones
+from edge.device.meters._sampler import Sampler, integrate
+from edge.device.meters.rpi5_pmic import power_w, rails
 
 from conftest import DATA, detect_unprivileged, readonly_copy
 
@@ -98,13 +98,13 @@ def test_integrate_holds_edges():
 
 def test_sampler_child_that_cannot_start_says_why():
     with pytest.raises(MeterError, match="gave no sample: ModuleNotFoundError"):
-        Sampler("edge.meters.no_such_meter:read_w", []).start()
+        Sampler("edge.device.meters.no_such_meter:read_w", []).start()
 
 
 def test_short_run_still_has_both_edges(tmp_path):
     power = tmp_path / "power1_input"
     power.write_text("2000000\n")
-    sampler = Sampler("edge.meters.hwmon:read_w", [power])
+    sampler = Sampler("edge.device.meters.hwmon:read_w", [power])
     sampler.start()
     reading = sampler.stop().reading("test", "test")  # far shorter than one 0.15 s interval
     assert reading.energy_j == pytest.approx(2.0 * reading.duration_s) and reading.samples == 2

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from edge import catalog
-from edge.meters import METERS, find, meter
-from edge.meters.estimate import FIGURES, EstimateMeter
+from edge.core import catalog
+from edge.device.meters import METERS, find, meter
+from edge.device.meters.estimate import FIGURES, EstimateMeter
 
 from conftest import DATA
 
@@ -56,6 +56,6 @@ def test_registry_names_match_modules_and_classes():
     assert {m for t in targets for m in t.meters} <= set(METERS)
     for name, path in METERS.items():
         module, cls = path.split(":")
-        assert module == f"edge.meters.{name.replace('-', '_')}"
+        assert module == f"edge.device.meters.{name.replace('-', '_')}"
         assert cls == "".join(part.capitalize() for part in name.split("-")) + "Meter"
         assert getattr(importlib.import_module(module), cls).name == name

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.meters import MeterError, find, meter
-from edge.meters.hwmon import HwmonMeter, read_w, sensors
+from edge.device.meters import MeterError, find, meter
+from edge.device.meters.hwmon import HwmonMeter, read_w, sensors
 
 from conftest import DATA, detect_unprivileged, readonly_copy
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.meters import find, meter
-from edge.meters.ina3221 import Ina3221Meter, rails, read_w
+from edge.device.meters import find, meter
+from edge.device.meters.ina3221 import Ina3221Meter, rails, read_w
 
 from conftest import DATA, step_energy
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.meters import MeterError, find, meter
-from edge.meters.power_supply import ON_MAINS, PowerSupplyMeter, batteries, properties, read_w
+from edge.device.meters import MeterError, find, meter
+from edge.device.meters.power_supply import ON_MAINS, PowerSupplyMeter, batteries, properties, read_w
 
 from conftest import DATA, step_energy
 

@@ -20,15 +20,47 @@ def _imported_after(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
+def _workstation(loaded: set[str]) -> set[str]:
+    """What of ``loaded`` belongs on the workstation: the build half, the exporters, heavy packages."""
+    return {m for m in loaded if m.split(".")[0] in HEAVY or m.startswith(("edge.build", "edge.exporters"))}
+
+
+def device_modules() -> list[str]:
+    """Every module of the device half and of the shared core, found by walking the folders."""
+    import pkgutil
+
+    import edge.core
+    import edge.device
+
+    found = []
+    for package in (edge.core, edge.device):
+        found += [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+    return found
+
+
+def test_device_half_never_imports_the_build_half():
+    modules = device_modules()
+    # the walk must see the device half, or this test would pass on an empty list
+    assert {"edge.device.model", "edge.device.runtime.onnxruntime", "edge.device.profiler.child",
+            "edge.device.meters.rapl", "edge.core.bundle"} <= set(modules)
+    loaded = _imported_after("\n".join(f"import {m}" for m in modules))
+    assert set(modules) <= loaded
+    assert not _workstation(loaded)
+
+
+def test_boundary_check_sees_a_build_import():
+    # the same probe, fed a module that does cross the line, must say so
+    assert "edge.build.export" in _workstation(_imported_after("import edge.build.export"))
+
+
 @pytest.mark.parametrize("code", [
     "import edge",
     "import edge.cli",
-    "from edge import catalog, detect; detect.detect('/'); catalog.profile_for(catalog.load_target('rpi4'))",
-    "from edge.bundle import read_manifest",
+    "from edge.core import catalog\nfrom edge.device import detect\n"
+    "detect.detect('/'); catalog.profile_for(catalog.load_target('rpi4'))",
 ])
 def test_light_imports(code):
-    loaded = _imported_after(code)
-    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+    assert not _workstation(_imported_after(code))
 
 
 def test_inspect_and_targets_do_not_import_heavy_modules(digits_bundle):
@@ -37,13 +69,12 @@ def test_inspect_and_targets_do_not_import_heavy_modules(digits_bundle):
         f"assert CliRunner().invoke(main, ['inspect', {str(digits_bundle)!r}]).exit_code == 0\n"
         "assert CliRunner().invoke(main, ['targets', 'list']).exit_code == 0\n"
     )
-    loaded = _imported_after(code)
-    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+    assert not _workstation(_imported_after(code))
 
 
 def test_registry_names_match_modules_and_classes():
     from edge import exporters
-    from edge.runtime import BACKENDS
+    from edge.device.runtime import BACKENDS
 
     for name, target in exporters.REGISTRY.items():
         module, cls = target.split(":")
@@ -53,13 +84,13 @@ def test_registry_names_match_modules_and_classes():
     for name, entry in BACKENDS.items():
         module = name.replace("-", "_")
         cls = "".join(p.capitalize() for p in name.split("-")) + "Backend"
-        assert entry.backend == f"edge.runtime.{module}:{cls}"
-    from edge.meters import METERS, meter
+        assert entry.backend == f"edge.device.runtime.{module}:{cls}"
+    from edge.device.meters import METERS, meter
 
     for name, target in METERS.items():
         module = name.replace("-", "_")
         cls = "".join(p.capitalize() for p in name.split("-")) + "Meter"
-        assert target == f"edge.meters.{module}:{cls}" and meter(name).name == name
+        assert target == f"edge.device.meters.{module}:{cls}" and meter(name).name == name
 
 
 @pytest.mark.slow
@@ -68,7 +99,7 @@ def test_wheel_carries_data_and_plain_install_works(tmp_path, digits_bundle):
                    check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("edge_toolkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("edge/targets/rpi4.toml", "edge/profiles/base.toml", "edge/exporters/pytorch.py", "edge/cli.py"):
+    for needed in ("edge/targets/rpi4.toml", "edge/profiles/base.toml", "edge/exporters/pytorch.py", "edge/cli/__init__.py", "edge/build/export.py"):
         assert needed in names
     assert not [n for n in names if n.startswith(("tests/", "examples/", "exporters/"))]
     # A plain (not editable) install, with only the base dependencies, in a fresh venv.

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.detect import read_facts
-from edge.errors import InputNotFoundError, UsageError
-from edge.profiler import ProfileOptions, parse_threads, profile
-from edge.profiler.child import spawn, timed
-from edge.profiler.plan import affinity_sets, thread_counts
-from edge.profiler.stats import summary
-from edge.runtime import BACKENDS
+from edge.device.detect import read_facts
+from edge.core.errors import InputNotFoundError, UsageError
+from edge.device.profiler import ProfileOptions, parse_threads, profile
+from edge.device.profiler.child import spawn, timed
+from edge.device.profiler.plan import affinity_sets, thread_counts
+from edge.device.profiler.stats import summary
+from edge.device.runtime import BACKENDS
 
-from conftest import DATA, _package_dir, manifest_of
+from conftest import DATA, _package_dir, handmade_manifest, manifest_of
 
 FAST = {"runs": 30, "warmup": 2, "idle_s": 0.05}
 RESULT_KEYS = {"artifact", "runtime", "error", "latency_ms", "throughput_per_s", "loop_overhead_ms", "memory_mb",
@@ -178,17 +178,14 @@ def test_a_failing_configuration_does_not_stop_the_others(edge_cli, wakeword, tm
     bundle.mkdir()
     shutil.copy(wakeword, bundle / "good.tflite")
     (bundle / "broken.tflite").write_bytes(b"TFL3 this is not a flatbuffer" * 10)
-    from edge.runtime import backend
+    from edge.core.bundle import Artifact, write_manifest
+    from edge.device.runtime import backend
 
     spec = backend("litert").open(wakeword).inputs[0].to_json()  # the name the session feeds by
-    artifacts = [{"name": name, "format": "tflite", "path": f"{name}.tflite", "precision": "fp32",
-                  "size": (bundle / f"{name}.tflite").stat().st_size,
-                  "sha256": hashlib.sha256((bundle / f"{name}.tflite").read_bytes()).hexdigest()}
+    artifacts = [Artifact(name, "tflite", f"{name}.tflite", (bundle / f"{name}.tflite").stat().st_size,
+                          hashlib.sha256((bundle / f"{name}.tflite").read_bytes()).hexdigest(), "fp32")
                  for name in ("broken", "good")]
-    manifest = {"schema_version": 1, "created": "2026-11-22T00:00:00+00:00", "source": {}, "target": {},
-                "profile": {"runtime": {"preference": ["litert"], "threads": 1}}, "inputs": [spec],
-                "outputs": [], "artifacts": artifacts, "tools": {}}
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(bundle, handmade_manifest(artifacts, [spec], [], ["litert"]))
     out = tmp_path / "p.json"
     r = edge_cli("profile", bundle, "--runs", 5, "--warmup", 1, "-o", out)
     assert r.code == 0, r

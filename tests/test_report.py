@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from edge import report
-from edge.errors import InputNotFoundError, UsageError
-from edge.report import svg
+from edge.cli import report
+from edge.core.errors import InputNotFoundError, UsageError
+from edge.cli.report import svg
 
 FIXTURE = DATA / "profile" / "digits-x86.json"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,7 +96,7 @@ def test_load_accepts_the_fixture_and_rejects_other_schemas(tmp_path, x86):
 
 def test_cli_wrong_schema_is_one_line_and_exit_2(edge_cli, tmp_path):
     bad = tmp_path / "manifest.json"
-    bad.write_text(json.dumps({"schema": "edge.bundle/1", "results": []}))
+    bad.write_text(json.dumps({"schema": "edge.core.bundle/1", "results": []}))
     out = tmp_path / "report.html"
     result = edge_cli("report", FIXTURE, bad, "-o", out)
     assert result.code == 2, result

@@ -14,9 +14,9 @@ import onnxruntime as ort
 import pytest
 
 import edge
-from edge.errors import InvalidModelError, MissingDependencyError
+from edge.core.errors import InvalidModelError, MissingDependencyError
 
-from conftest import ROOT, manifest_of
+from conftest import ROOT, handmade_manifest, manifest_of
 
 
 def _wakeword(name: str) -> Path:
@@ -214,8 +214,8 @@ def test_public_surface_has_docstrings():
 
 def _tflite_bundle(tmp_path: Path, ops: list[list] | None = None) -> Path:
     """A bundle around a real TFLite model (pyopen-wakeword's hey_jarvis), its ops read from the file."""
-    from edge.bundle import Artifact, Manifest, sha256_file, write_manifest
-    from edge.runtime.tflite_ops import read_ops
+    from edge.core.bundle import Artifact, sha256_file, write_manifest
+    from edge.device.runtime.tflite_ops import read_ops
 
     folder = tmp_path / "wake"
     folder.mkdir()
@@ -223,16 +223,14 @@ def _tflite_bundle(tmp_path: Path, ops: list[list] | None = None) -> Path:
     found = read_ops(folder / "model.fp32.tflite")
     artifact = Artifact("fp32", "tflite", "model.fp32.tflite", (folder / "model.fp32.tflite").stat().st_size,
                         sha256_file(folder / "model.fp32.tflite"), "fp32", validation={"passed": True}, ops=ops or found)
-    manifest = Manifest(1, "2026-11-22T00:00:00+00:00", {"kind": "tflite"}, {"name": "x86-avx512", "arch": "x86_64"},
-                        {"runtime": {"preference": ["litert", "tflite-runtime"], "threads": 1}},
-                        [{"name": "x.1", "dtype": "float32", "shape": [1, 16, 96]}],
-                        [{"name": "53", "dtype": "float32", "shape": [1, 1]}], [artifact], {})
+    manifest = handmade_manifest([artifact], [{"name": "x.1", "dtype": "float32", "shape": [1, 16, 96]}],
+                                 [{"name": "53", "dtype": "float32", "shape": [1, 1]}], ["litert", "tflite-runtime"])
     write_manifest(folder, manifest)
     return folder
 
 
 def test_tflite_bundle_runs_in_litert_with_its_ops_recorded(tmp_path):
-    from edge.runtime.tflite_ops import read_ops
+    from edge.device.runtime.tflite_ops import read_ops
 
     ops = read_ops(_wakeword("hey_jarvis.tflite"))
     assert ["FULLY_CONNECTED", 1] in ops and ["LOGISTIC", 1] in ops

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.errors import UsageError
-from edge.specs import DimSizes, TensorSpec, check_inputs, parse_spec, random_inputs
+from edge.core.errors import UsageError
+from edge.core.specs import DimSizes, TensorSpec, check_inputs, parse_spec, random_inputs
 
 
 def test_parse_full_spec():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import thermal
-from edge.thermal import compare, decode_throttled, snapshot
+from edge.device import thermal
+from edge.device.thermal import compare, decode_throttled, snapshot
 
 from conftest import DATA
 

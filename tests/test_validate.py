@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.catalog import Tolerance
-from edge.validate import compare, cosine
+from edge.core.catalog import Tolerance
+from edge.build.validate import compare, cosine
 
 
 def _run(outputs):

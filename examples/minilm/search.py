@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import edge
-from edge.text import encode
+from edge.device.text import encode
 
 HERE = Path(__file__).parent
 
