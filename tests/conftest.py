@@ -55,12 +55,12 @@ def edge_cli():
 
 @pytest.fixture(scope="session")
 def digits_bundle(tmp_path_factory) -> Path:
-    """The digits example exported once for x86-avx512 through the CLI, ONNX artifacts only
-    (their batch axis stays open; the TFLite path has tests of its own)."""
+    """The digits example exported once for this machine's target through the CLI, ONNX artifacts
+    only (their batch axis stays open; the TFLite path has tests of its own)."""
     from edge.cli import main
 
     out = tmp_path_factory.mktemp("bundles") / "digits"
-    result = CliRunner().invoke(main, ["export", DIGITS, "--target", "x86-avx512", "-o", str(out), "--format", "onnx"])
+    result = CliRunner().invoke(main, ["export", DIGITS, "--target", host_target(), "-o", str(out), "--format", "onnx"])
     assert result.exit_code == 0, result.output
     return out
 

@@ -91,3 +91,12 @@ def test_unknown_target_suggests_the_nearest():
 def test_schema_roundtrip():
     target = catalog.load_target("rpi5")
     assert schema.load(catalog.Target, schema.to_dict(target), "roundtrip") == target
+
+
+def test_a_profile_asking_for_absurd_threads_is_refused(tmp_path):
+    path = tmp_path / "many.toml"
+    path.write_text('extends = "rpi5"\n[runtime]\nthreads = 5000\n')
+    with pytest.raises(ConfigError, match="key 'runtime.threads' must be 0"):
+        catalog.load_profile(str(path))
+    path.write_text('extends = "rpi5"\n[runtime]\nthreads = 3\n')
+    assert catalog.load_profile(str(path)).runtime.threads == 3

@@ -18,6 +18,12 @@ MINILM_DATA = ROOT / "examples/minilm"
 pytestmark = pytest.mark.slow
 
 
+def _wakeword_file() -> Path:
+    import pyopen_wakeword
+
+    return Path(pyopen_wakeword.__file__).parent / "models" / "hey_jarvis.tflite"
+
+
 def _export(edge_cli, source, out: Path, *args) -> dict:
     result = edge_cli("export", source, "-o", out, *args)
     assert result.code == 0, result
@@ -53,9 +59,13 @@ def test_digits_tflite_variants_are_validated_and_gated_in_litert(digits_tflite)
         gate = arts[name]["gate"]
         assert gate["passed"] and gate["kind"] == "classifier", (name, gate)
         assert arts[name]["size"] < fp32["size"]
-    for art in arts.values():  # the compatibility record is the file's own op table
+    for art in arts.values():  # the compatibility record: what a CNN's TFLite file must hold, by name and version
         if art["format"] == "tflite":
-            assert art["ops"] == read_ops(digits_tflite / art["path"]) and art["ops"]
+            names = {name for name, _ in art["ops"]}
+            assert {"CONV_2D", "FULLY_CONNECTED"} <= names, (art["name"], names)
+            assert all(isinstance(v, int) and v >= 1 for _, v in art["ops"])
+            assert len(names) == len(art["ops"])  # one row per op kind
+    assert ["FULLY_CONNECTED", 1] in read_ops(_wakeword_file())  # the reader, on a file edge did not write
 
 
 def test_digits_tflite_is_channels_last_and_the_runtime_feeds_it_nchw(digits_tflite):
@@ -183,3 +193,29 @@ def test_tflite_needs_a_fixed_size_for_every_open_axis(edge_cli, tmp_path, minil
 def test_a_format_the_profile_lacks_is_refused(edge_cli, tmp_path):
     result = edge_cli("export", DIGITS, "-t", "x86-64-generic", "-o", tmp_path / "b", "--format", "tflite")
     assert result.code == 2 and "builds no tflite artifacts" in result.stderr, result
+
+
+MLP = """
+import torch
+
+
+def create():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    return net, ["x:float32[batch,16]:-1..1"], ["y"]
+"""
+
+
+def test_a_model_of_linear_layers_gets_a_tflite_int8(edge_cli, tmp_path):
+    """Its ONNX graph holds Gemm, which onnxruntime's dynamic quantizer does not list; its TFLite file
+    holds FULLY_CONNECTED, which ai-edge-quantizer quantizes. The TFLite variant is judged on the latter."""
+    (tmp_path / "mlp.py").write_text(MLP)
+    m = _export(edge_cli, f"{tmp_path / 'mlp.py'}:create", tmp_path / "b", "-t", "rpi5", "--format", "tflite",
+                "--variant", "tflite-int8")
+    skipped = {s["variant"]: s["reason"] for s in m["skipped"]}
+    assert "tflite-int8" not in skipped, skipped
+    int8 = _by_name(m)["tflite-int8"]
+    assert int8["gate"]["passed"] and "FULLY_CONNECTED" in {name for name, _ in int8["ops"]}
+    x = np.linspace(-1, 1, 16, dtype=np.float32)[None]
+    got = edge.load(tmp_path / "b", target="rpi5", runtime="litert").run({"x": x})["y"]
+    assert got.shape == (1, 4) and np.isfinite(got).all()

@@ -22,11 +22,11 @@ from edge.device.profiler.plan import affinity_sets, thread_counts
 from edge.device.profiler.stats import summary
 from edge.device.runtime import BACKENDS
 
-from conftest import DATA, _package_dir, handmade_manifest, manifest_of
+from conftest import DATA, _package_dir, handmade_manifest, host_target, manifest_of
 
 FAST = {"runs": 30, "warmup": 2, "idle_s": 0.05}
 RESULT_KEYS = {"artifact", "runtime", "error", "latency_ms", "throughput_per_s", "loop_overhead_ms", "memory_mb",
-               "energy", "thermal", "pid"}
+               "energy", "thermal", "pid", "input_shapes"}
 LATENCY_KEYS = {"init", "first", "warmup_count", "count", "mean", "std", "min", "p50", "p90", "p99", "max", "samples"}
 MEMORY_KEYS = {"after_imports", "after_init", "init_delta", "peak", "model", "method"}
 ENERGY_KEYS = {"available", "meter", "method", "scope", "sample_rate_hz", "confidence", "inferences", "duration_s",
@@ -116,7 +116,8 @@ def test_duration_instead_of_runs(wakeword, tmp_path):
     result = profile(wakeword, ProfileOptions(duration_s=0.05, warmup=1, idle_s=0.05, threads=1, root=tmp_path))
     (r,) = result.results
     assert result.settings.runs is None and result.settings.duration_s == 0.05
-    assert r.latency_ms.count == len(r.latency_ms.samples) >= 1
+    assert r.latency_ms.count == len(r.latency_ms.samples) >= 2
+    assert sum(r.latency_ms.samples) >= 0.045 * 1000  # the timed calls fill the 50 ms, in ms
 
 
 def test_input_file_and_the_default_output(edge_cli, digits_bundle, tmp_path, monkeypatch):
@@ -170,7 +171,8 @@ def test_energy_from_a_recorded_rapl_tree(wakeword, tmp_path):
     assert energy["sample_rate_hz"] is None  # a cumulative counter
     assert energy["idle_duration_s"] >= FAST["idle_s"] and energy["duration_s"] >= FAST["idle_s"]
     assert energy["inferences"] >= FAST["runs"]  # the timed runs, then more until the window is as long as the idle one
-    assert energy["total_j"] >= 0  # the recorded counter does not move: the figure is real, just ~0
+    # the recorded counter does not move: the figure is exactly what it read, 0 J, not an invented one
+    assert energy["total_j"] == 0.0 and energy["idle_w"] == 0.0 and energy["per_inference_j"] == 0.0
 
 
 def test_a_failing_configuration_does_not_stop_the_others(edge_cli, wakeword, tmp_path):
@@ -226,7 +228,11 @@ def test_stats_and_the_timing_loop():
     assert s["count"] == 4 and s["min"] == 1.0 and s["max"] == 4.0 and s["p50"] == 2.5 and s["mean"] == 2.5
     calls = []
     assert len(timed(calls.append, 1, runs=7)) == 7 and calls == [1] * 7
-    assert len(timed(calls.append, 1, runs=None, duration_ns=1)) >= 1
+    assert len(timed(calls.append, 1, runs=None, duration_ns=1)) == 1  # the clock is past 1 ns after one call
+    import time
+
+    slept = timed(time.sleep, 0.001, runs=None, duration_ns=3_000_000)  # runs until 3 ms have passed
+    assert 2 <= len(slept) <= 4 and sum(slept) >= 2_900_000 and min(slept) >= 1_000_000
     assert parse_threads("sweep") == "sweep" and parse_threads("3") == 3 and parse_threads(None) is None
     with pytest.raises(UsageError):
         parse_threads("0")
@@ -242,7 +248,7 @@ def digits_both(tmp_path_factory) -> Path:
     from conftest import DIGITS
 
     out = tmp_path_factory.mktemp("both") / "digits"
-    result = CliRunner().invoke(main, ["export", DIGITS, "--target", "x86-avx512", "-o", str(out)])
+    result = CliRunner().invoke(main, ["export", DIGITS, "--target", host_target(), "-o", str(out)])
     assert result.exit_code == 0, result.output
     return out
 
@@ -259,8 +265,10 @@ def test_every_artifact_in_the_runtime_of_its_format(edge_cli, digits_both, tmp_
     for r in results:
         _check_measured(r, 30)
         assert r["runtime"]["name"] == {"onnx": "onnxruntime", "tflite": "litert"}[r["artifact"]["format"]]
-        assert r["energy"]["available"] is False and r["energy"]["reason"]  # this VM: never a 0 J figure
-    assert "unavailable" in done.stdout and "model.tflite-fp32.tflite" in done.stdout
+        energy = r["energy"]  # a meter's figure with its name, or unavailable with the reason: never a silent 0 J
+        assert (energy["available"] and energy["meter"] and energy["per_inference_j"] > 0) or \
+            (energy["available"] is False and energy["reason"])
+    assert "mJ/inf" in done.stdout and "model.tflite-fp32.tflite" in done.stdout
 
 
 @pytest.mark.slow
@@ -303,3 +311,52 @@ def test_throttling_that_begins_mid_run_is_flagged(edge_cli, wakeword, tmp_path,
     assert result["thermal"]["before"]["throttled"] == "0x0" and result["thermal"]["after"]["throttled"] == "0x80008"
     assert "throttling began during the run: soft temperature limit active" in result["thermal"]["flags"]
     assert "throttling began during the run" in done.stdout
+
+
+def _detector(tmp_path: Path) -> Path:
+    """A conv 'detector' whose height and width are open, as Ultralytics exports them."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "w"], ["maps"], pads=[1, 1, 1, 1])], "det",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("maps", TensorProto.FLOAT, ["batch", 4, "height", "width"])], [weight])
+    path = tmp_path / "det.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_profile_feeds_the_size_the_bundle_was_exported_at(edge_cli, tmp_path):
+    source = _detector(tmp_path)
+    sized, open_ = tmp_path / "sized", tmp_path / "open"
+    for out, dims in ((sized, ["--dim", "height=320", "--dim", "width=256"]), (open_, [])):
+        done = edge_cli("export", source, "-t", host_target(), "-o", out, "--variant", "fp32", *dims)
+        assert done.code == 0, done
+    assert manifest_of(sized)["dims"] == {"height": 320, "width": 256} and manifest_of(open_)["dims"] == {}
+
+    out = tmp_path / "sized.json"
+    done = edge_cli("profile", sized, "--runs", 3, "--warmup", 1, "--threads", 1, "-o", out)
+    assert done.code == 0, done
+    doc = json.loads(out.read_text())
+    assert doc["results"][0]["input_shapes"] == {"images": [1, 3, 320, 256]} and doc["warnings"] == []
+    assert "inputs: images [1, 3, 320, 256]" in done.stdout
+
+    # nothing recorded: a guess, said loudly, and the shape it was fed in the result
+    out = tmp_path / "open.json"
+    done = edge_cli("profile", open_, "--runs", 3, "--warmup", 1, "--threads", 1, "-o", out)
+    assert done.code == 0, done
+    doc = json.loads(out.read_text())
+    assert doc["results"][0]["input_shapes"] == {"images": [1, 3, 32, 32]}
+    assert [w.split(":")[0] for w in doc["warnings"]] == ["input axis 'height' has no size in the bundle or on the command line",
+                                                          "input axis 'width' has no size in the bundle or on the command line"]
+    assert "--dim height=N" in doc["warnings"][0] and "warning: input axis 'height'" in done.stdout
+
+    # --dim wins over both, and is part of the command that repeats the run
+    out = tmp_path / "given.json"
+    done = edge_cli("profile", sized, "--runs", 3, "--warmup", 1, "--threads", 1, "--dim", "height=64", "-o", out)
+    assert done.code == 0, done
+    doc = json.loads(out.read_text())
+    assert doc["results"][0]["input_shapes"] == {"images": [1, 3, 64, 256]} and "--dim height=64" in doc["command"]
+    assert edge_cli("profile", sized, "--dim", "height=0").code == UsageError.exit_code

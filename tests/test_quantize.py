@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import DIGITS, ROOT, manifest_of
+from conftest import DIGITS, ROOT, host_target, manifest_of
 
 OUTLIER_MODEL = """
     import torch
@@ -64,8 +64,10 @@ def test_digits_int8_on_real_data(edge_cli, tmp_path):
     assert set(by_name) == {"fp32", "int8", "int8-static", "tflite-fp32", "tflite-fp16", "tflite-int8", "tflite-int8-static"}
     for name in ("tflite-fp16", "tflite-int8", "tflite-int8-static"):  # the same gate, in LiteRT
         assert by_name[name]["gate"]["passed"] and by_name[name]["gate"]["metrics"]["top1_drop"] <= 1.0, name
-    # this machine is an x86-avx512: every artifact's latency is measured, LiteRT ones in LiteRT
-    assert all(a["latency"] for a in m["artifacts"]) and by_name["tflite-fp32"]["latency"]["runtime"].startswith("litert")
+    if host_target() == "x86-avx512":  # a machine of the target's class: every latency is measured, LiteRT's in LiteRT
+        assert all(a["latency"] for a in m["artifacts"]) and by_name["tflite-fp32"]["latency"]["runtime"].startswith("litert")
+    else:  # elsewhere no latency is recorded, and the manifest says why
+        assert not any(a["latency"] for a in m["artifacts"]) and any("latency not recorded" in n for n in m["notes"])
     static = by_name["int8-static"]
     assert static["gate"]["passed"] and static["gate"]["metrics"]["reference_accuracy"] > 95
     assert static["gate"]["metrics"]["top1_drop"] <= 1.0
@@ -120,7 +122,7 @@ def test_gate_catches_broken_int8_and_repair_fixes_it(edge_cli, tmp_path):
     assert first["gate"]["metrics"]["outputs"]["y"]["snr_db"] < 20
     assert gate["passed"] and later and later[-1]["gate"]["passed"]
     assert len(gate["kept_in_float"]) == 1 and gate["ranking"][0]["layer"] == gate["kept_in_float"][0]
-    assert gate["quantized_layers"] >= 1  # the first layer stays int8
+    assert gate["quantized_layers"] == 1  # of the two Linear layers, the first stays int8
     assert "repair step 1: keeping" in result.stderr
     # The repaired artifact is as close to fp32 as the gate recorded.
     x = np.load(data)["x"]

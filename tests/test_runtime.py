@@ -16,7 +16,7 @@ import pytest
 import edge
 from edge.core.errors import InvalidModelError, MissingDependencyError
 
-from conftest import ROOT, handmade_manifest, manifest_of
+from conftest import ROOT, handmade_manifest, host_target, manifest_of
 
 
 def _wakeword(name: str) -> Path:
@@ -112,15 +112,18 @@ def test_missing_artifact_file(bundle):
 
 
 def test_bundle_for_another_architecture(bundle):
+    import platform
+
+    here = platform.machine()
+    other, arch = ("x86-avx512", "x86_64") if here in ("aarch64", "arm64") else ("rpi5", "aarch64")
     m = manifest_of(bundle)
-    m["target"]["arch"] = "aarch64"
-    m["target"]["name"] = "rpi5"
+    m["target"]["arch"], m["target"]["name"] = arch, other
     (bundle / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(InvalidModelError) as exc:
         edge.load(bundle)
-    assert "built for rpi5 (aarch64); this machine is x86_64" in exc.value.message
-    assert "target='rpi5'" in exc.value.hint
-    assert edge.load(bundle, target="rpi5").run(np.zeros((1, 1, 8, 8), np.float32))["logits"].shape == (1, 10)
+    assert f"built for {other} ({arch}); this machine is {here}" in exc.value.message
+    assert f"target='{other}'" in exc.value.hint
+    assert edge.load(bundle, target=other).run(np.zeros((1, 1, 8, 8), np.float32))["logits"].shape == (1, 10)
 
 
 def test_failed_artifacts_are_never_chosen(bundle):
@@ -166,7 +169,7 @@ def test_layout_adaptation_declared_in_the_manifest(tmp_path):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     onnx.save(model, str(tmp_path / "nhwc.onnx"))
-    result = subprocess.run([sys.executable, "-m", "edge", "export", str(tmp_path / "nhwc.onnx"), "-t", "x86-avx512",
+    result = subprocess.run([sys.executable, "-m", "edge", "export", str(tmp_path / "nhwc.onnx"), "-t", host_target(),
                              "-o", str(tmp_path / "b"), "--variant", "fp32"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     m = manifest_of(tmp_path / "b")

@@ -117,3 +117,16 @@ def _sentences(path: Path, specs: list[TensorSpec], tokenizer_dir: Path | None, 
         raise UsageError(f"the tokenizer gives no {', '.join(missing)}", hint="give an .npz of input arrays instead")
     samples = [{s.name: encoded[s.name][i : i + 1].astype(s.dtype) for s in specs} for i in range(len(lines))]
     return Dataset(samples, None, f"{path.name}: {len(samples)} sentences, padded to {seq} tokens")
+
+
+def with_seen(dims: DimSizes, specs: list[TensorSpec], datasets: list[Dataset | None]) -> DimSizes:
+    """``dims`` plus the sizes the user's own data has on axes ``--dim`` left open, where they
+    agree across every sample (synthetic data says nothing about the device's shape)."""
+    given = dict(dims.given)
+    for spec in specs:
+        for axis, name in spec.dynamic_axes.items():
+            sizes = {s[spec.name].shape[axis] for d in datasets if d is not None and not d.synthetic
+                     for s in d.samples if spec.name in s}
+            if name not in given and len(sizes) == 1:
+                given[name] = sizes.pop()
+    return DimSizes(given)

@@ -92,6 +92,8 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
         with staged(Path(options.output), options.force) as stage:
             manifest = _manifest(exported, model, inputs, outputs, target, profile, stage, fp32, build, report, outcome)
             manifest.preprocessing = _preprocessing(stage, tokenizer, dims, inputs, options.preprocess)
+            # the sizes the device will feed, as far as the user said or showed them: edge profile's default
+            manifest.dims = data.with_seen(dims, inputs, [validation, *outcome.data]).given
             write_manifest(stage, manifest)
     return manifest
 
@@ -111,6 +113,7 @@ def _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, d
     # boundaries): compare the outputs numerically instead, as the warning says.
     kind = "generic" if held_out.synthetic else gates.kind_for(gate, exported.source.get("task"), outputs)
     ctx = variants.Context(fp32, work, gate, kind, calibration, held_out, options.on_progress)
+    outcome.data = [calibration, held_out]
     variants.build_all([v for v in todo if v.format == "onnx"], ctx, options.strict, outcome)
     tflite = [v for v in todo if v.format == "tflite"]
     if tflite:

@@ -52,10 +52,12 @@ def weight_counts(model: Any) -> dict[str, int]:
 
 
 def not_applicable(model: Any, variant: Variant) -> str | None:
-    """Why this recipe does not apply to the model, or None when it does."""
+    """Why this recipe does not apply to the model, or None when it does. ``applies_to_ops`` is read
+    on the ONNX graph for every format; which layers can be quantized only for ONNX variants (a TFLite
+    variant's layers are the file's own weighted ops: ``FULLY_CONNECTED`` for a Gemm, say)."""
     if variant.applies_to_ops and not {n.op_type for n in model.graph.node} & set(variant.applies_to_ops):
         return f"applies to models with {' or '.join(variant.applies_to_ops)}, and this one has none"
-    if variant.precision not in ("fp32", "fp16") and not quantizable_nodes(model, variant):
+    if variant.format == "onnx" and variant.precision not in ("fp32", "fp16") and not quantizable_nodes(model, variant):
         return f"nothing to quantize: no {', '.join(_op_types(variant))} node with constant weights"
     return None
 

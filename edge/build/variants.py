@@ -176,6 +176,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None
     fp32_latency: dict[str, Any] | None = None
+    data: list[Dataset] = field(default_factory=list)  # the calibration and evaluation data the variants used
 
 
 def reference_variant(profile: catalog.Profile) -> Variant:
@@ -227,7 +228,11 @@ def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome,
             outcome.skipped.append(skip(variant, f"not applicable: {reason}"))
             continue
         try:
-            result = build(variant, ctx, layers_for(variant) if layers_for else None)
+            layers = layers_for(variant) if layers_for else None
+            if layers is not None and not layers.candidates:
+                outcome.skipped.append(skip(variant, f"not applicable: nothing to quantize (no weighted {layers.suffix} layer)"))
+                continue
+            result = build(variant, ctx, layers)
         except (ExportError, InvalidModelError) as exc:
             # A quantizer or runtime defect (e.g. ai-edge-quantizer writing scales LiteRT refuses)
             # is not the user's doing: the variant is left out, loudly, and the rest goes on.

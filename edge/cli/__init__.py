@@ -199,13 +199,14 @@ def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], runtime, t
 @click.option("--duration", type=float, help="Seconds of timed runs per configuration, instead of --runs.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs before the timed ones.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path), help="An .npz (one array per input), an .npy or an image (default: random inputs).")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Size of a dynamic axis for the random inputs (default: the size the bundle was exported or validated at).")
 @click.option("--meter", help="Use this energy meter instead of the target's list.")
 @click.option("--allow-estimate", is_flag=True, help="Try the estimating meter last (its figures are labelled as estimates).")
 @click.option("--idle", type=float, default=2.0, show_default=True, help="Seconds of idle baseline before each timed loop, when a meter is found.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="JSON result to write (default: profile-NAME.json here).")
 @click.option("--sysfs-root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), hidden=True)
-def profile_command(path, artifacts, target, runtime, threads, runs, duration, warmup, input_path, meter, allow_estimate,
-                    idle, output, sysfs_root) -> None:
+def profile_command(path, artifacts, target, runtime, threads, runs, duration, warmup, input_path, dims, meter,
+                    allow_estimate, idle, output, sysfs_root) -> None:
     """Measure latency, memory and energy of PATH (a bundle, or a .onnx/.tflite file), each configuration in a fresh process."""
     from dataclasses import replace
 
@@ -217,7 +218,7 @@ def profile_command(path, artifacts, target, runtime, threads, runs, duration, w
     options = profiler.ProfileOptions(
         target=target, runtime=runtime, threads=profiler.parse_threads(threads), runs=runs, duration_s=duration,
         warmup=warmup, input_file=input_path, artifacts=artifacts, meter=meter, allow_estimate=allow_estimate,
-        idle_s=idle, root=sysfs_root)
+        idle_s=idle, root=sysfs_root, dims=_parse_dims(dims))
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("planning", total=None)
 

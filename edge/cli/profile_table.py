@@ -54,7 +54,9 @@ def _cells(r: ConfigResult) -> dict[str, str]:
 
 def notes(result: ProfileResult) -> list[str]:
     """The lines under the table: best, loop overhead, energy and thermal state, errors."""
-    lines = []
+    lines = [f"warning: {w}" for w in result.warnings]
+    shapes = sorted({", ".join(f"{k} {v}" for k, v in r.input_shapes.items()) for r in result.results if r.input_shapes})
+    lines += [f"inputs: {s}" for s in shapes]
     if result.best:
         b = result.best
         lines.append(f"best: {b.artifact} on {b.runtime}, {b.threads} thread(s), {b.affinity_label} cores "

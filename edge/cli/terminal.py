@@ -128,6 +128,9 @@ def manifest(m: Manifest, where: str) -> Group:
         runtimes = ", ".join(dict.fromkeys(a.latency["runtime"] for a in m.artifacts if a.latency))
         parts.append(Text(f"ms: median latency at export, {timed['threads']} threads, {runtimes}, "
                           f"inputs {timed['input_shapes']}", style="dim"))
+    if m.dims:
+        parts.append(Text(f"sizes of open axes (edge profile feeds these): "
+                          f"{', '.join(f'{k}={v}' for k, v in m.dims.items())}", style="dim"))
     if m.preferred:
         parts.append(Text(f"preferred order: {', '.join(m.preferred)}", style="dim"))
     for s in m.skipped:

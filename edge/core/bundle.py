@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from edge.core import schema
-from edge.core.catalog import FORMATS, PRECISIONS, Profile, Target
-from edge.core.errors import ConfigError, InputNotFoundError, InvalidModelError, OutputExistsError
-from edge.core.specs import check_spec_json
+from edge.core.catalog import FORMATS, MAX_THREADS, PRECISIONS, Profile, Target
+from edge.core.errors import ConfigError, InputNotFoundError, InvalidModelError, OutputExistsError, first_line
+from edge.core.specs import MAX_ELEMENTS, check_spec_json
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -63,6 +63,8 @@ class Manifest:
     evaluation: dict[str, Any] | None = None  # the data the accuracy gate used
     preferred: list[str] = field(default_factory=list)  # artifact names, best first
     preprocessing: dict[str, Any] = field(default_factory=dict)  # how raw text or images become inputs
+    # Sizes of named axes the export was told or shown (--dim, the user's data): what the device feeds.
+    dims: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return schema.to_dict(self)
@@ -95,7 +97,7 @@ def read_manifest(bundle: Path) -> Manifest:
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
         raise InvalidModelError(
-            f"{path}: manifest schema version {version!r}, this edge reads {SCHEMA_VERSION}",
+            f"{path}: key 'schema_version': manifest schema version {version!r:.40}, this edge reads {SCHEMA_VERSION}",
             hint="re-export the bundle with this version of edge, or upgrade edge",
         )
     try:
@@ -114,52 +116,69 @@ def check(manifest: Manifest, where: str) -> None:
     for field_name in ("inputs", "outputs"):
         specs = getattr(manifest, field_name)
         for j, spec in enumerate(specs):
-            check_spec_json(spec, f"{where}: key '{field_name}[{j}]'")
+            check_spec_json(spec, where, f"{field_name}[{j}]")
         if len({s["name"] for s in specs}) != len(specs):
             raise ConfigError(f"{where}: key '{field_name}' names a tensor twice")
+    declared = {spec["name"]: spec.get("layout") for spec in manifest.inputs}
     for i, a in enumerate(manifest.artifacts):
-        key = f"artifacts[{i}]"
-        if not a.name or names.count(a.name) > 1:
-            raise ConfigError(f"{where}: key '{key}.name' is empty or not unique: {a.name!r}")
-        parts = Path(a.path).parts
-        if not a.path or Path(a.path).is_absolute() or ".." in parts or "\x00" in a.path or \
-                Path(a.path).suffix != f".{a.format}":
-            raise ConfigError(f"{where}: key '{key}.path' must be a .{a.format} file inside the bundle, got {a.path!r}")
-        if not 0 <= a.size < 1 << 40:
-            raise ConfigError(f"{where}: key '{key}.size' is not a file size: {a.size}")
-        if not _SHA256.match(a.sha256):
-            raise ConfigError(f"{where}: key '{key}.sha256' is not a sha256 digest: {a.sha256!r}")
-        if a.opset is not None and not 1 <= a.opset < 1000:
-            raise ConfigError(f"{where}: key '{key}.opset' is not an opset: {a.opset}")
-        for j, op in enumerate(a.ops):
-            if len(op) != 2 or not isinstance(op[0], str) or not isinstance(op[1], int) or isinstance(op[1], bool):
-                raise ConfigError(f"{where}: key '{key}.ops[{j}]' must be [name, version], got {op!r}")
-        for field_name in ("inputs", "outputs"):
-            for j, spec in enumerate(getattr(a, field_name)):
-                check_spec_json(spec, f"{where}: key '{key}.{field_name}[{j}]'")
-        declared = {spec.get("name"): spec.get("layout") for spec in manifest.inputs if isinstance(spec, dict)}
-        for name, layout in a.layouts.items():
-            mine = declared.get(name)
-            if not isinstance(layout, str) or not mine or sorted(layout) != sorted(mine):
-                raise ConfigError(f"{where}: key '{key}.layouts.{name}' must reorder the input's layout "
-                                  f"{mine!r}, got {layout!r}")
+        _check_artifact(a, f"artifacts[{i}]", names, declared, where)
     unknown = [n for n in manifest.preferred if n not in names]
     if unknown:
         raise ConfigError(f"{where}: key 'preferred' names no artifact of the bundle: {', '.join(map(str, unknown))}")
+    for name, size in manifest.dims.items():  # the profiler allocates inputs of these sizes
+        if not 0 < size < MAX_ELEMENTS:
+            raise ConfigError(f"{where}: key 'dims.{name}' must be a size > 0, got {size!r:.40}")
+    threads = manifest.profile.runtime.threads
+    if not 0 <= threads <= MAX_THREADS:  # the runtime takes a C int, and would start them all
+        raise ConfigError(f"{where}: key 'profile.runtime.threads' must be 0 (one per core) to {MAX_THREADS}, "
+                          f"got {threads!r:.40}")
     text = manifest.preprocessing.get("text")
     if text is not None and not (isinstance(text, dict) and isinstance(text.get("tokenizer"), str)
                                  and isinstance(text.get("max_length"), int) and 0 < text["max_length"] < 1 << 20):
-        raise ConfigError(f"{where}: key 'preprocessing.text' must hold a tokenizer path and a max_length, got {text!r}")
+        raise ConfigError(f"{where}: key 'preprocessing.text' must hold a tokenizer path and a max_length, "
+                          f"got {text!r:.80}")
+
+
+def _check_artifact(a: Artifact, key: str, names: list[str], declared: dict[str, str | None], where: str) -> None:
+    """One artifact of ``check``: ``names`` are all the artifacts' names, ``declared`` the inputs' layouts."""
+    if not a.name or names.count(a.name) > 1:
+        raise ConfigError(f"{where}: key '{key}.name' is empty or not unique: {a.name!r:.80}")
+    parts = Path(a.path).parts
+    if not a.path or Path(a.path).is_absolute() or ".." in parts or "\x00" in a.path or \
+            Path(a.path).suffix != f".{a.format}":
+        raise ConfigError(f"{where}: key '{key}.path' must be a .{a.format} file inside the bundle, got {a.path!r:.80}")
+    if not 0 <= a.size < 1 << 40:
+        raise ConfigError(f"{where}: key '{key}.size' is not a file size: {a.size!r:.40}")
+    if not _SHA256.match(a.sha256):
+        raise ConfigError(f"{where}: key '{key}.sha256' is not a sha256 digest: {a.sha256!r:.80}")
+    if a.opset is not None and not 1 <= a.opset < 1000:
+        raise ConfigError(f"{where}: key '{key}.opset' is not an opset: {a.opset!r:.40}")
+    for j, op in enumerate(a.ops):
+        if len(op) != 2 or not isinstance(op[0], str) or not isinstance(op[1], int) or isinstance(op[1], bool):
+            raise ConfigError(f"{where}: key '{key}.ops[{j}]' must be [name, version], got {op!r:.80}")
+    for field_name in ("inputs", "outputs"):
+        for j, spec in enumerate(getattr(a, field_name)):
+            check_spec_json(spec, where, f"{key}.{field_name}[{j}]")
+    for name, layout in a.layouts.items():
+        mine = declared.get(name)
+        if not mine or sorted(layout) != sorted(mine):
+            raise ConfigError(f"{where}: key '{key}.layouts.{name}' must reorder the input's layout "
+                              f"{mine!r}, got {layout!r:.40}")
 
 
 def verify(bundle: Path, artifact: Artifact, digest: bool = True) -> Path:
     """The artifact's file, checked: there, and (with ``digest``) the bytes the manifest hashed."""
     file = Path(bundle) / artifact.path
-    if not file.is_file():
-        raise InvalidModelError(f"bundle {bundle} lists {artifact.path}, which is missing", hint="re-export the bundle")
-    if digest and sha256_file(file) != artifact.sha256:
-        raise InvalidModelError(f"{file} does not match the sha256 in its manifest: the file was changed or damaged",
-                                hint="re-export the bundle, or copy it again")
+    try:
+        if not file.is_file():
+            raise InvalidModelError(f"bundle {bundle} lists {artifact.path}, which is missing",
+                                    hint="re-export the bundle")
+        if digest and sha256_file(file) != artifact.sha256:
+            raise InvalidModelError(f"{file} does not match the sha256 in its manifest: the file was changed or "
+                                    "damaged", hint="re-export the bundle, or copy it again")
+    except OSError as exc:  # a name too long for the file system, a file this user may not read
+        raise InvalidModelError(f"bundle {bundle} lists {artifact.path!r:.80}, which cannot be read: {first_line(exc)}",
+                                hint="re-export the bundle, or copy it again") from exc
     return file
 
 

@@ -21,6 +21,7 @@ from edge.core.errors import ConfigError, UnknownTargetError
 RUNTIMES = ("onnxruntime", "litert", "tflite-runtime")
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+MAX_THREADS = 1024  # runtime threads a profile may ask for: more is a damaged file, not a device
 Runtime = Literal[RUNTIMES]  # type: ignore[valid-type]
 Meter = Literal["rapl", "rpi5-pmic", "hwmon", "ina3221", "power-supply"]
 
@@ -187,7 +188,12 @@ def load_profile(name: str) -> Profile:
     merged["name"] = Path(_locate("profiles", name)[1]).stem
     merged.pop("extends", None)
     merged.setdefault("target", None)
-    return schema.load(Profile, merged, f"profile '{name}' (resolved from {' -> '.join(chain)})")
+    where = f"profile '{name}' (resolved from {' -> '.join(chain)})"
+    profile = schema.load(Profile, merged, where)
+    if not 0 <= profile.runtime.threads <= MAX_THREADS:  # the runtimes take a C int, and would start them all
+        raise ConfigError(f"{where}: key 'runtime.threads' must be 0 (one per core) to {MAX_THREADS}, "
+                          f"got {profile.runtime.threads}")
+    return profile
 
 
 def profile_for(target: Target) -> Profile:

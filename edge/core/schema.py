@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -58,7 +59,7 @@ def _convert(tp: Any, value: Any, where: str, key: str, partial: bool) -> Any:
 
             close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
             hint = f"did you mean '{close[0]}'?" if close else None
-            raise _fail(where, key, f"must be {_type_name(tp)}, got {value!r}", hint)
+            raise _fail(where, key, f"must be {_type_name(tp)}, got {value!r:.80}", hint)
         return value
     if origin is list:
         if not isinstance(value, list):
@@ -75,9 +76,11 @@ def _convert(tp: Any, value: Any, where: str, key: str, partial: bool) -> Any:
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > sys.float_info.max:  # JSON integers have no bound; a float has
+            raise _fail(where, key, f"must be float, got an integer too large for one: {value!r:.40}")
         return float(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise _fail(where, key, f"must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise _fail(where, key, f"must be {_type_name(tp)}, got {type(value).__name__} {value!r:.80}")
     return value
 
 
@@ -98,7 +101,8 @@ def _convert_record(cls: Any, value: Any, where: str, key: str, partial: bool) -
 
             close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.5)
             hint = f"did you mean '{prefix}{close[0]}'?" if close else f"valid keys: {', '.join(fields)}"
-            raise _fail(where, prefix + name, "is not a known key", hint)
+            # Said here, not by _fail, so that even an empty key is named: key '' is not a known key.
+            raise ConfigError(f"{where}: key '{prefix}{name}' is not a known key", hint=hint)
     out = {}
     for name, field in fields.items():
         if name in value:

@@ -8,6 +8,7 @@ A dimension that is a name is dynamic; the same name on two inputs is the same a
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ Dim = int | str
 BATCH_NAMES = ("batch", "batch_size", "n")  # a dynamic axis with one of these names is the batch axis
 MAX_ELEMENTS = 1 << 31  # more elements than this in one fixed-shape tensor is not a small model's input
 TEXT_LENGTH = 128  # tokens, when nothing says how long a text input is
+GUESS = 32  # the size of an open axis nothing gives a size for: a guess, and said to be one
 
 _SPEC = re.compile(
     r"^(?P<name>[A-Za-z_][\w.\-/]*):(?P<dtype>\w+)\[(?P<dims>[^\]]*)\](?::(?P<lo>-?[\d.e+-]+)\.\.(?P<hi>-?[\d.e+-]+))?$"
@@ -164,37 +166,71 @@ def text_length(specs: list[TensorSpec], dims: DimSizes) -> int:
     return TEXT_LENGTH
 
 
-def check_spec_json(data: Any, where: str) -> None:
+def check_spec_json(data: Any, where: str, key: str) -> None:
     """Refuse a spec as read from a manifest unless ``TensorSpec.from_json`` will take it whole:
-    the error names the key and what was wrong (``where`` locates the spec)."""
+    the error names the file (``where``), the key (``key``, e.g. ``inputs[0]``) and what was wrong."""
+    def fail(sub: str, message: str) -> ConfigError:
+        return ConfigError(f"{where}: key '{key}{sub}' {message}")
+
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table, got {type(data).__name__}")
+        raise fail("", f"must be a table, got {type(data).__name__}")
     unknown = set(data) - {"name", "dtype", "shape", "range", "layout", "finite"}
     if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]} is not a known key")
+        raise fail(f".{sorted(unknown)[0]}", "is not a known key")
     name, dtype, shape = data.get("name"), data.get("dtype"), data.get("shape")
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where}.name must be a non-empty string, got {name!r}")
+        raise fail(".name", f"must be a non-empty string, got {name!r}")
     if dtype not in DTYPES:
-        raise ConfigError(f"{where}.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise fail(".dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if not isinstance(shape, list) or len(shape) > 8:
-        raise ConfigError(f"{where}.shape must be a list of at most 8 dimensions, got {shape!r}")
+        raise fail(".shape", f"must be a list of at most 8 dimensions, got {shape!r}")
     elements = 1
     for i, d in enumerate(shape):
         if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, str) and not d) \
                 or (isinstance(d, int) and not 0 <= d < MAX_ELEMENTS):
-            raise ConfigError(f"{where}.shape[{i}] must be a size >= 0 or an axis name, got {d!r}")
+            raise fail(f".shape[{i}]", f"must be a size >= 0 or an axis name, got {d!r:.40}")
         elements *= d if isinstance(d, int) else 1
     if elements > MAX_ELEMENTS:
-        raise ConfigError(f"{where}.shape {shape} holds {elements} elements, beyond any small model's input")
-    rng = data.get("range")
-    if rng is not None and not (isinstance(rng, list) and len(rng) == 2
-                                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in rng)
-                                and rng[0] <= rng[1]):
-        raise ConfigError(f"{where}.range must be [low, high] with finite low <= high, got {rng!r}")
+        raise fail(".shape", f"{shape} holds {elements} elements, beyond any small model's input")
+    _check_range(data.get("range"), dtype, fail)
     layout = data.get("layout")
     if layout is not None and not (isinstance(layout, str) and layout.isalpha() and len(layout) == len(shape)
                                    and len(set(layout)) == len(layout)):
-        raise ConfigError(f"{where}.layout must name each of the {len(shape)} axes once, got {layout!r}")
+        raise fail(".layout", f"must name each of the {len(shape)} axes once, got {layout!r}")
     if not isinstance(data.get("finite", False), bool):
-        raise ConfigError(f"{where}.finite must be true or false, got {data['finite']!r}")
+        raise fail(".finite", f"must be true or false, got {data['finite']!r}")
+
+
+def _check_range(rng: Any, dtype: str, fail: Any) -> None:
+    # Random inputs are drawn from the range (numpy's uniform, or integers for an integer dtype),
+    # so it must hold numbers numpy takes: finite floats, and for integers values the dtype holds.
+    if rng is None:
+        return
+    numbers = isinstance(rng, list) and len(rng) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= sys.float_info.max for v in rng)
+    if not numbers or rng[0] > rng[1]:
+        raise fail(".range", f"must be [low, high] with finite low <= high, got {rng!r:.80}")
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(np.dtype(dtype))
+        if not (info.min <= rng[0] and rng[1] <= info.max):
+            raise fail(".range", f"must lie within {dtype} ({info.min}..{info.max}), got {rng!r:.80}")
+
+
+def resolve_sizes(specs: list[TensorSpec], known: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+    """A size for every named axis of ``specs``: ``known`` first, a batch axis 1, else ``GUESS``.
+    Returns the sizes and the names that were guessed, so that the caller can say so.
+
+    >>> resolve_sizes([parse_spec("x:float32[batch,3,h,w]")], {"h": 320})
+    ({'h': 320, 'batch': 1, 'w': 32}, ['w'])
+    """
+    sizes, guessed = dict(known), []
+    for spec in specs:
+        for axis, name in spec.dynamic_axes.items():
+            if name in sizes:
+                continue
+            if is_batch(name, axis):
+                sizes[name] = 1
+            else:
+                sizes[name] = GUESS
+                guessed.append(name)
+    return sizes, guessed

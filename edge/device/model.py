@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edge.core.bundle import SUFFIXES, Artifact, Manifest, read_manifest
+from edge.core.catalog import MAX_THREADS
 from edge.core.bundle import verify as verify_artifact
 from edge.core.errors import EdgeError, InputNotFoundError, InvalidModelError, MissingDependencyError, UsageError
 from edge.device.runtime import BACKENDS, Backend, Session, backend, for_format
@@ -161,6 +162,9 @@ def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend |
     >>> model.choice.artifact, model.choice.runtime    # doctest: +SKIP
     ('int8', 'onnxruntime')
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 0 <= threads <= MAX_THREADS):  # the runtime would raise a bare TypeError
+        raise UsageError(f"threads must be 0 (one per core) to {MAX_THREADS}, got {threads!r:.40}")
     path = Path(path)
     if path.is_file() or path.suffix in SUFFIXES:
         return _load_file(path, runtime, threads)

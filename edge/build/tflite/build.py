@@ -19,7 +19,7 @@ import numpy as np
 from edge.build.tflite import convert as tflite
 from edge.build import variants
 from edge.core.catalog import Profile, Variant
-from edge.build.data import Dataset
+from edge.build.data import Dataset, with_seen
 from edge.core.errors import EdgeError, UsageError, ValidationError
 from edge.exporters.base import Exported
 from edge.device.model import Choice, Model, pinned
@@ -125,7 +125,7 @@ def build(todo: list[Variant], ctx: variants.Context, exported: Exported, profil
     --dim only gets a note, since its ONNX artifacts keep those axes open."""
     if not explicit:
         try:
-            tflite.fixed_specs(specs[0], _with_seen(dims, specs[0], [ctx.calibration, ctx.evaluation, *seen]))
+            tflite.fixed_specs(specs[0], with_seen(dims, specs[0], [ctx.calibration, ctx.evaluation, *seen]))
         except UsageError as exc:  # the profile asked for TFLite, the user did not: say why it is missing
             outcome.skipped += [variants.skip(v, f"no fixed shape: {exc.message}") for v in todo]
             outcome.notes.append(f"no TFLite artifacts: {exc.message} ({exc.hint})")
@@ -184,22 +184,9 @@ def _at_fixed_shape(ctx: variants.Context, converted: Converted) -> variants.Con
                    evaluation=synthetic(converted.inputs, DimSizes(), count, seed=200), _reference=None)
 
 
-def _with_seen(dims: DimSizes, specs: list[TensorSpec], datasets: list[Dataset | None]) -> DimSizes:
-    """``dims`` plus the sizes the user's own data has on axes ``--dim`` left open, where they
-    agree across every sample (synthetic data says nothing about the device's shape)."""
-    given = dict(dims.given)
-    for spec in specs:
-        for axis, name in spec.dynamic_axes.items():
-            sizes = {s[spec.name].shape[axis] for d in datasets if d is not None and not d.synthetic
-                     for s in d.samples if spec.name in s}
-            if name not in given and len(sizes) == 1:
-                given[name] = sizes.pop()
-    return DimSizes(given)
-
-
 def convert(exported: Exported, ctx: variants.Context, inputs: list[TensorSpec], outputs: list[TensorSpec],
             dims: DimSizes, seen: list[Dataset | None] = ()) -> Converted:
-    fixed = tflite.fixed_specs(inputs, _with_seen(dims, inputs, [ctx.calibration, ctx.evaluation, *seen]))
+    fixed = tflite.fixed_specs(inputs, with_seen(dims, inputs, [ctx.calibration, ctx.evaluation, *seen]))
     names = [s.name for s in outputs]
     if exported.module is not None:
         module, how = exported.module, "litert-torch"

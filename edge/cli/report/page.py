@@ -29,7 +29,7 @@ figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;padding:6px}figcaptio
 svg.chart{display:block;max-width:100%;height:auto}svg text{font-size:11px;fill:#333}
 svg text.axis{fill:#555}svg text.mark{font-size:10px;fill:#222}svg text.legend{font-size:12px}
 """
-COLUMNS = ("#", "artifact", "format", "precision", "runtime", "threads", "affinity", "p50 ms", "p90 ms",
+COLUMNS = ("#", "artifact", "format", "precision", "runtime", "threads", "affinity", "inputs", "p50 ms", "p90 ms",
            "p99 ms", "throughput /s", "peak MB", "model MB", "energy / inference", "thermal")
 
 
@@ -78,6 +78,12 @@ def _file(i: int, name: str, doc: dict) -> str:
         facts.append(("fastest", e(f"{best.get('artifact')} on {best.get('runtime')}, {_n_threads(best.get('threads'))}, "
                                    f"affinity {best.get('affinity_label')}: {best.get('by', 'p50')} "
                                    f"{num(best.get('p50_ms'))} ms")))
+    shapes = sorted({_shapes(r.get("input_shapes")) for r in doc.get("results") or [] if r.get("input_shapes")})
+    if shapes:
+        facts.append(("inputs", "<br>".join(e(s) for s in shapes)))
+    warnings = [w for w in doc.get("warnings") or [] if isinstance(w, str)]
+    if warnings:
+        facts.append(("warning", "<br>".join(f'<span class="warn">{e(w)}</span>' for w in warnings)))
     missing = sorted({u for r in doc.get("results") or [] for u in ((r.get("thermal") or {}).get("unavailable") or [])})
     if missing:
         facts.append(("not read", "<br>".join(e(m) for m in missing)))
@@ -118,6 +124,14 @@ def _table(docs: list[dict], names: list[str], rows: list[tuple[str, int, dict]]
     return "".join(out)
 
 
+def _shapes(shapes: object) -> str:
+    """``{"pixels": [1, 1, 8, 8]}`` -> ``pixels 1×1×8×8``; what the file holds, as it holds it."""
+    if not isinstance(shapes, dict):
+        return DASH
+    return ", ".join(f"{name} " + ("×".join(str(d) for d in dims) if isinstance(dims, list) else str(dims))
+                     for name, dims in shapes.items())
+
+
 def _row(ref: str, doc: dict, r: dict, unit: tuple[float, str], said: dict[str, str]) -> str:
     a, rt = r.get("artifact") or {}, r.get("runtime") or {}
     runtime = " ".join(str(x) for x in (rt.get("name"), rt.get("version")) if x) or DASH
@@ -126,7 +140,7 @@ def _row(ref: str, doc: dict, r: dict, unit: tuple[float, str], said: dict[str, 
     star = " ★" if _is_best(doc, r) else ""
     cells = [f"<td>{ref}{star}</td>", f'<td class="k">{e(a.get("name") or DASH)}</td>', f'<td class="k">{e(a.get("format") or DASH)}</td>',
              f'<td class="k">{e(a.get("precision") or DASH)}</td>', f"<td>{e(runtime)}</td>", f'<td class="n">{num(rt.get("threads"))}</td>',
-             f'<td class="k">{e(affinity)}</td>']
+             f'<td class="k">{e(affinity)}</td>', f'<td class="k">{e(_shapes(r.get("input_shapes")))}</td>']
     if r.get("error"):
         cells.append(f'<td class="err" colspan="{len(COLUMNS) - len(cells)}">error: {e(r["error"])}</td>')
         return f'<tr class="result failed" id="r{ref}">{"".join(cells)}</tr>'

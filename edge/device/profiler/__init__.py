@@ -18,7 +18,7 @@ import platform
 import shlex
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ class ProfileOptions:
     seed: int = 0
     root: Path = Path("/")  # where meters and thermal read /sys and /proc (a recorded tree in tests)
     timeout_s: float = 600.0  # per configuration
+    dims: dict[str, int] = field(default_factory=dict)  # sizes of named axes (--dim), over the bundle's own
     on_progress: Callable[[int, int, str], None] | None = None
 
 
@@ -87,19 +88,30 @@ def profile(path: str | Path, options: ProfileOptions = ProfileOptions()) -> Pro
     _check(options)
     facts = read_facts("/")
     machine, meters = _machine(options, facts)
-    source = read_source(Path(path), options.artifacts)
+    source = read_source(Path(path), options.artifacts, options.dims)
     configs = plan(source, options.runtime, options.threads, facts)
     results: list[ConfigResult] = []
+    warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edge-profile-") as scratch:
         for index, config in enumerate(configs):
             _progress(options, index, len(configs), config.label)
-            request = _request(config, options, meters, Path(scratch) / f"{index}.json")
-            results.append(_result(config, _spawn(request, options)))
+            request = _request(config, options, meters, Path(scratch) / f"{index}.json", source.sizes)
+            outcome = _spawn(request, options)
+            results.append(_result(config, outcome))
+            warnings += [guessed_axis(name) for name in outcome.get("guessed_axes", []) if guessed_axis(name) not in warnings]
     _progress(options, len(configs), len(configs), "done")
     settings = Settings(None if options.duration_s else (options.runs or RUNS), options.duration_s, options.warmup,
                         _inputs_text(options, source), options.idle_s)
     return ProfileResult(datetime.now(timezone.utc).isoformat(timespec="seconds"), __version__,
-                         _command(path, options), machine, settings, results, best_of(results))
+                         _command(path, options), machine, settings, results, best_of(results), warnings)
+
+
+def guessed_axis(name: str) -> str:
+    """The warning for an axis whose size nothing recorded."""
+    from edge.core.specs import GUESS
+
+    return (f"input axis '{name}' has no size in the bundle or on the command line: profiled at {GUESS}, a guess; "
+            f"pass --dim {name}=N with the size the device will feed")
 
 
 def _check(options: ProfileOptions) -> None:
@@ -135,8 +147,10 @@ def _machine(options: ProfileOptions, facts: MachineFacts) -> tuple[Machine, lis
     return machine, meters
 
 
-def _request(config: Config, options: ProfileOptions, meters: list[str], result: Path) -> dict[str, Any]:
+def _request(config: Config, options: ProfileOptions, meters: list[str], result: Path,
+             sizes: dict[str, int]) -> dict[str, Any]:
     return {
+        "dims": sizes,
         "artifact": str(config.candidate.path), "runtime": config.runtime, "threads": config.threads,
         "affinity": config.affinity, "optimization": config.optimization, "specs": config.candidate.specs,
         "layouts": config.candidate.layouts, "input_file": str(options.input_file) if options.input_file else None,
@@ -163,7 +177,7 @@ def _result(config: Config, outcome: dict[str, Any]) -> ConfigResult:
     return ConfigResult(
         config.candidate.info, runtime, None, Latency(**outcome["latency_ms"]), outcome["throughput_per_s"],
         LoopOverhead(**outcome["loop_overhead_ms"]), Memory(**outcome["memory_mb"]), outcome["energy"],
-        outcome["thermal"], outcome["pid"],
+        outcome["thermal"], outcome["pid"], outcome.get("input_shapes"),
     )
 
 
@@ -192,6 +206,7 @@ def _command(path: str | Path, options: ProfileOptions) -> str:
         if value is not None:
             args += [flag, str(value)]
     args += [a for name in options.artifacts for a in ("--artifact", name)]
+    args += [a for name, size in sorted(options.dims.items()) for a in ("--dim", f"{name}={size}")]
     args += ["--allow-estimate"] if options.allow_estimate else []
     args += ["--sysfs-root", str(options.root)] if str(options.root) != "/" else []
     return shlex.join(args + ["--idle", f"{options.idle_s:g}"])

@@ -79,7 +79,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     session = runtime.open(Path(request["artifact"]), threads=request["threads"], optimization=request["optimization"])
     init_ns = time.perf_counter_ns() - start
     rss_init = measures.rss_mb()
-    feeds = _feeds(request, session, runtime)
+    feeds, shapes, guessed = _feeds(request, session, runtime)
     energy = measures.Energy(request["meters"], request["root"])
     before = thermal.snapshot(request["root"])
     energy.idle(request["idle_s"])  # the session is open and no runtime thread has run yet
@@ -106,6 +106,8 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         "memory_mb": measures.memory(rss_imports, rss_init, peak, reset),
         "energy": energy.to_dict(metered),
         "thermal": measures.thermal_record(before, after),
+        "input_shapes": shapes,
+        "guessed_axes": guessed,
     }
 
 
@@ -123,26 +125,32 @@ def _import_runtime(name: str):
     return chosen
 
 
-def _feeds(request: dict[str, Any], session, runtime) -> dict[str, Any]:
-    """Inputs checked and laid out the way ``edge.Model`` does it, once, outside the timed loop."""
+def _feeds(request: dict[str, Any], session, runtime) -> tuple[dict[str, Any], dict[str, list[int]], list[str]]:
+    """Inputs checked and laid out the way ``edge.Model`` does it, once, outside the timed loop;
+    with the shapes the caller's side had (before any layout change) and the axes whose size was guessed."""
+    import numpy as np
+
     from edge.core.errors import EdgeError
+    from edge.core.specs import DimSizes, TensorSpec, random_inputs, resolve_sizes
     from edge.device.model import Choice, Model
-    from edge.core.specs import DimSizes, TensorSpec, random_inputs
 
     specs = [TensorSpec.from_json(s) for s in request["specs"]] if request.get("specs") else session.inputs
     choice = Choice(Path(request["artifact"]).name, runtime.name, "", request["threads"], request["affinity"], "profile")
     model = Model(session, specs, session.outputs, choice, request.get("layouts"))
+    guessed: list[str] = []
     try:
         if request.get("input_file"):
             from edge.device.inputs import from_file
 
             given = from_file(Path(request["input_file"]), model, {})
         else:
-            given = random_inputs(specs, DimSizes(), 0, request["seed"])
-        return model.prepare(given)
+            sizes, guessed = resolve_sizes(specs, request.get("dims") or {})
+            given = random_inputs(specs, DimSizes(sizes), 0, request["seed"])
+        feeds = model.prepare(given)
     except EdgeError as exc:
         exc.user_input = True  # the parent re-raises it: every configuration would fail the same way
         raise
+    return feeds, {name: list(np.shape(value)) for name, value in given.items()}, guessed
 
 
 def main() -> None:

@@ -56,16 +56,19 @@ class Source:
     name: str
     candidates: list[Candidate]
     runtime_settings: RuntimeSettings  # the bundle's profile's; the defaults for a bare file
+    sizes: dict[str, int] = field(default_factory=dict)  # named axis -> the size every artifact is fed
 
 
-def read_source(path: Path, wanted: tuple[str, ...] = ()) -> Source:
-    """The artifacts of a bundle (all, or the ones named by variant or file name), or one bare file."""
+def read_source(path: Path, wanted: tuple[str, ...] = (), dims: dict[str, int] | None = None) -> Source:
+    """The artifacts of a bundle (all, or the ones named by variant or file name), or one bare file;
+    ``dims`` (``--dim``) sizes named axes over what the bundle records."""
+    dims = dict(dims or {})
     path = Path(path)
     if path.suffix in SUFFIXES and not path.is_dir():
         if not path.is_file():
             raise InputNotFoundError(f"no such file: {path}")
         info = ArtifactInfo(path.name, None, SUFFIXES[path.suffix], None, sha256_file(path), path.stat().st_size)
-        return Source(path.stem, [Candidate(info, path, None)], RuntimeSettings())
+        return Source(path.stem, [Candidate(info, path, None)], RuntimeSettings(), dims)
     if path.is_file():
         raise UsageError(f"cannot tell the format of {path.name}", hint="give a bundle folder, a .onnx or a .tflite file")
     manifest = read_manifest(path)
@@ -80,17 +83,19 @@ def read_source(path: Path, wanted: tuple[str, ...] = ()) -> Source:
         info = ArtifactInfo(a.path, str(path), a.format, a.precision, a.sha256, a.size)
         specs = [s.to_json() for s in pinned([TensorSpec.from_json(s) for s in manifest.inputs], a.inputs)]  # as edge.load
         candidates.append(Candidate(info, file, specs, a.layouts, a.ops))
-    sizes = common_sizes(manifest)
+    sizes = {**common_sizes(manifest), **dims}
     # every artifact gets the same input shapes, or the comparison would be unfair
     candidates = [replace(c, specs=[{**s, "shape": [sizes.get(d, d) if isinstance(d, str) else d for d in s["shape"]]}
                                     for s in c.specs]) for c in candidates]
-    return Source(path.name, candidates, manifest.profile.runtime)
+    return Source(path.name, candidates, manifest.profile.runtime, sizes)
 
 
 def common_sizes(manifest) -> dict[str, int]:
-    """One size per named axis for all of a bundle's artifacts: the size a fixed-shape (TFLite)
-    artifact was built for, else the tokenizer's max_length for a text axis, else 1 for batch."""
-    sizes: dict[str, int] = {}
+    """One size per named axis for all of a bundle's artifacts: the size the export validated it at
+    (``--dim``, or the size all of the user's data had), else the size a fixed-shape (TFLite) artifact
+    was built for, else the tokenizer's max_length for a text axis, else 1 for batch. An axis with
+    none of these is left out: the measuring process guesses it and the result says so."""
+    sizes: dict[str, int] = dict(manifest.dims)
     specs = [TensorSpec.from_json(s) for s in manifest.inputs]
     for artifact in manifest.artifacts:
         for spec, fixed in zip(specs, pinned(specs, artifact.inputs)):

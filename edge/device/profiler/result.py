@@ -102,6 +102,7 @@ class ConfigResult:
     energy: dict[str, Any] | None = None
     thermal: dict[str, Any] | None = None
     pid: int | None = None  # the child process that measured it (one per configuration)
+    input_shapes: dict[str, list[int]] | None = None  # the concrete shape of every input, as the caller fed it
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class ProfileResult:
     settings: Settings
     results: list[ConfigResult]
     best: Best | None
+    warnings: list[str] = field(default_factory=list)  # what makes a figure less than it seems (a guessed size)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
