@@ -18,6 +18,7 @@ from edge.core.errors import (
     MissingDependencyError,
     UsageError,
 )
+from edge.device.llm import LanguageModel
 from edge.device.model import Choice, InputError, Model, load
 from edge.core.specs import TensorSpec
 
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "load",
     "Model",
+    "LanguageModel",
     "Choice",
     "TensorSpec",
     "EdgeError",

@@ -95,7 +95,7 @@ def export_module(module: Any, specs: list[TensorSpec], output_names: list[str],
         dynamic = (dynamic,)  # torch.export sees forward(*args) as one argument holding a tuple
     chatter = io.StringIO()
     try:
-        with _quiet(chatter):
+        with quiet(chatter):
             program = torch.onnx.export(
                 module, example, None,
                 input_names=[s.name for s in specs], output_names=output_names,
@@ -140,7 +140,7 @@ def _symbol_names(model: Any, specs: list[TensorSpec]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _quiet(sink: io.StringIO):
+def quiet(sink: io.StringIO):
     """torch.onnx prints progress and warnings; keep them for --debug instead of the terminal."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "torch.fx")]
     levels = [lg.level for lg in loggers]
@@ -183,7 +183,7 @@ def module_of(module: Any, example: tuple, op: str) -> str:
     """' in module NAME (Type)' for the first node calling ``op``, found by re-tracing."""
     torch = require("torch")
     try:
-        with _quiet(io.StringIO()):
+        with quiet(io.StringIO()):
             program = torch.export.export(module, example, strict=False)
     except Exception:  # tracing itself failed: nothing more to name
         return ""

@@ -35,7 +35,7 @@ def test_profile_extends_merges_tables_and_replaces_lists():
     assert rpi4.runtime.preference[0] == "litert"  # from arm64.toml
     assert rpi4.validation == base.validation  # from base.toml, untouched
     assert [v.name for v in rpi4.variants] == ["fp32", "int8", "int8-static", "tflite-fp32", "tflite-fp16", "tflite-int8",
-                                               "tflite-int8-static"]  # arm64's list replaced base's
+                                               "tflite-int8-static", "int4-weights", "int8-weights"]  # arm64's list replaced base's
     assert rpi4.variants[2].activation_type == "s8"
     assert catalog.load_profile("x86-avx512").variants[2].activation_type == "u8"
     assert catalog.load_profile("x86-64-generic").variants[1].reduce_range

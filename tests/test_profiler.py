@@ -26,7 +26,7 @@ from conftest import DATA, _package_dir, handmade_manifest, host_target, manifes
 
 FAST = {"runs": 30, "warmup": 2, "idle_s": 0.05}
 RESULT_KEYS = {"artifact", "runtime", "error", "latency_ms", "throughput_per_s", "loop_overhead_ms", "memory_mb",
-               "energy", "thermal", "pid", "input_shapes"}
+               "energy", "thermal", "pid", "input_shapes", "generation"}
 LATENCY_KEYS = {"init", "first", "warmup_count", "count", "mean", "std", "min", "p50", "p90", "p99", "max", "samples"}
 MEMORY_KEYS = {"after_imports", "after_init", "init_delta", "peak", "model", "method"}
 ENERGY_KEYS = {"available", "meter", "method", "scope", "sample_rate_hz", "confidence", "inferences", "duration_s",
@@ -232,7 +232,8 @@ def test_stats_and_the_timing_loop():
     import time
 
     slept = timed(time.sleep, 0.001, runs=None, duration_ns=3_000_000)  # runs until 3 ms have passed
-    assert 2 <= len(slept) <= 4 and sum(slept) >= 2_900_000 and min(slept) >= 1_000_000
+    # it stops at the first call that ends past the deadline (however slow a busy machine makes each sleep)
+    assert sum(slept[:-1]) < 3_000_000 and sum(slept) >= 2_900_000 and min(slept) >= 1_000_000
     assert parse_threads("sweep") == "sweep" and parse_threads("3") == 3 and parse_threads(None) is None
     with pytest.raises(UsageError):
         parse_threads("0")

@@ -30,11 +30,12 @@ class Dataset:
     labels: np.ndarray | None  # one per sample (classification), or None
     origin: str
     synthetic: bool = False
+    warning: str = SYNTHETIC_WARNING  # what a synthetic set's figures mean (and do not)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"origin": self.origin, "samples": len(self.samples), "labels": self.labels is not None}
         if self.synthetic:
-            out["warning"] = SYNTHETIC_WARNING
+            out["warning"] = self.warning
         return out
 
 

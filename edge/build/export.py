@@ -59,6 +59,12 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
     if Path(options.output).exists() and not options.force:
         raise OutputExistsError(f"{options.output} already exists", hint="choose another -o or pass --force to replace it")
     step = options.on_progress
+    from edge.build.llm.source import is_causal_lm
+
+    if is_causal_lm(source):  # a decoder with a KV cache, judged by the text it writes: a pipeline of its own
+        from edge.build.llm.export import export as export_language_model
+
+        return export_language_model(source, target, profile, options)
     exporter = registry.for_source(source)
     if exporter.name != "pytorch" and not Path(source).exists():
         raise InputNotFoundError(f"no such file or folder: {source}", hint="check the path")

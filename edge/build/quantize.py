@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.build import onnxfile
-from edge.core.catalog import Variant
+from edge.core.catalog import WEIGHT_ONLY, Variant
 from edge.build.data import Dataset
 from edge.core.errors import ExportError, require
 
@@ -51,10 +51,15 @@ def weight_counts(model: Any) -> dict[str, int]:
     return {n.name: sum(sizes.get(i, 0) for i in n.input) for n in model.graph.node}
 
 
-def not_applicable(model: Any, variant: Variant) -> str | None:
+def not_applicable(model: Any, variant: Variant, language_model: bool = False) -> str | None:
     """Why this recipe does not apply to the model, or None when it does. ``applies_to_ops`` is read
     on the ONNX graph for every format; which layers can be quantized only for ONNX variants (a TFLite
     variant's layers are the file's own weighted ops: ``FULLY_CONNECTED`` for a Gemm, say)."""
+    if (variant.precision in WEIGHT_ONLY) != language_model:
+        return ("weight-only int8/int4 is built for language models (a causal LM folder or a GGUF file)"
+                if not language_model else "a language model gets weight-only int8/int4 variants")
+    if language_model:
+        return None
     if variant.applies_to_ops and not {n.op_type for n in model.graph.node} & set(variant.applies_to_ops):
         return f"applies to models with {' or '.join(variant.applies_to_ops)}, and this one has none"
     if variant.format == "onnx" and variant.precision not in ("fp32", "fp16") and not quantizable_nodes(model, variant):

@@ -51,13 +51,19 @@ class Context:
     calibration: Dataset
     evaluation: Dataset
     on_progress: Callable[[str], None] = lambda s: None
+    # How a file is run for the gate (default: onnxruntime, every output); a language model's
+    # runner reduces 262 k-word logits to what the gate needs as they come.
+    runner: Callable[[Path], Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]] | None = None
     _reference: list | None = field(default=None, repr=False)
+
+    def open(self, path: Path) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+        return self.runner(path) if self.runner else backend("onnxruntime").open(path).run
 
     def reference(self) -> list:
         """The fp32 artifact's outputs on the evaluation samples, computed once."""
         if self._reference is None:
-            session = backend("onnxruntime").open(self.fp32)
-            self._reference = [session.run(s) for s in self.evaluation.samples]
+            run = self.open(self.fp32)
+            self._reference = [run(s) for s in self.evaluation.samples]
         return self._reference
 
 
@@ -67,6 +73,7 @@ class Layers(Protocol):
 
     candidates: list[str]
     suffix: str  # the file name's extension
+    shortlist: int  # at most this many layers are ranked by a rebuild each (the suspects first)
 
     def weight(self, layer: str) -> int: ...
 
@@ -84,6 +91,7 @@ class OnnxLayers:
     """ONNX variants: onnxruntime's quantizer, nodes by name."""
 
     suffix = "onnx"
+    shortlist = repair.SHORTLIST
 
     def __init__(self, ctx: Context, variant: Variant) -> None:
         import onnx
@@ -130,7 +138,12 @@ def build(variant: Variant, ctx: Context, layers: Layers | None = None) -> Built
         labels = None if ctx.evaluation.labels is None else ctx.evaluation.labels[list(chosen)]
         run = layers.open(path)
         outputs = [run(s) for s in samples]
-        return gates.evaluate(ctx.kind, [ctx.reference()[i] for i in chosen], outputs, samples, ctx.gate, labels)
+        references = [ctx.reference()[i] for i in chosen]
+        if ctx.kind == "language-model":  # perplexity and next-token agreement, from the reduced outputs
+            from edge.build.llm.gate import evaluate
+
+            return evaluate(references, outputs, ctx.gate)
+        return gates.evaluate(ctx.kind, references, outputs, samples, ctx.gate, labels)
 
     def rank(path: Path, report: gates.GateReport) -> list[tuple[str, float]]:
         worst = report.worst_samples(RANKING_SAMPLES)  # where the error hurts
@@ -139,8 +152,8 @@ def build(variant: Variant, ctx: Context, layers: Layers | None = None) -> Built
             return float(np.mean(check(p, worst).badness))
 
         shortlist = candidates
-        if len(candidates) > repair.SHORTLIST:
-            shortlist = layers.suspects(path, [ctx.evaluation.samples[i] for i in worst])[: repair.SHORTLIST]
+        if len(candidates) > layers.shortlist:
+            shortlist = layers.suspects(path, [ctx.evaluation.samples[i] for i in worst])[: layers.shortlist]
         gains = repair.leave_one_out(shortlist, make, badness, badness(path), discard=_discard)
         return [(name, gain) for name, gain in gains if gain > 0]
 
@@ -223,7 +236,7 @@ def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome,
 
     model = onnx.load(str(ctx.fp32), load_external_data=False)
     for variant in todo:
-        reason = quantize.not_applicable(model, variant)
+        reason = quantize.not_applicable(model, variant, language_model=ctx.kind == "language-model")
         if reason:
             outcome.skipped.append(skip(variant, f"not applicable: {reason}"))
             continue

@@ -121,11 +121,14 @@ def detect(root: Path, as_json: bool) -> None:
 @click.option("--max-top1-drop", type=float, help="Gate budget for classifiers, in percentage points.")
 @click.option("--min-cosine", type=float, help="Gate budget for embeddings and generic outputs.")
 @click.option("--min-snr", type=float, help="Gate budget for generic outputs, in dB.")
+@click.option("--max-perplexity-increase", type=float, help="Gate budget for language models, in % over fp32.")
+@click.option("--min-next-token-agreement", type=float, help="Gate budget for language models, in % of positions.")
 @click.option("--strict/--no-strict", default=True, help="Fail when validation or a gate misses its budget (default), or keep what passed.")
 @click.option("--simplify/--no-simplify", default=True, help="Simplify the graph with onnxslim where outputs stay equal.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 def export(source, target_name, output, profile_name, inputs, outputs, dims, task, sample_inputs, calib_data, eval_data,
-           preprocess, variants, formats, gate_kind, max_top1_drop, min_cosine, min_snr, strict, simplify, force) -> None:
+           preprocess, variants, formats, gate_kind, max_top1_drop, min_cosine, min_snr, max_perplexity_increase,
+           min_next_token_agreement, strict, simplify, force) -> None:
     """Export SOURCE (a .onnx file, a transformers folder, or file.py:factory) into a validated bundle."""
     from edge.build.export import ExportOptions, export as run_export
 
@@ -135,7 +138,8 @@ def export(source, target_name, output, profile_name, inputs, outputs, dims, tas
         output=output, inputs=inputs, outputs=outputs, dims=_parse_dims(dims), task=task,
         sample_inputs=sample_inputs, calib_data=calib_data, eval_data=eval_data, preprocess=preprocess,
         variants=tuple(variants), formats=tuple(f.strip() for f in formats.split(",") if f.strip()), strict=strict, force=force, simplify=simplify,
-        gate={"kind": gate_kind, "max_top1_drop": max_top1_drop, "min_cosine": min_cosine, "min_snr_db": min_snr},
+        gate={"kind": gate_kind, "max_top1_drop": max_top1_drop, "min_cosine": min_cosine, "min_snr_db": min_snr,
+              "max_perplexity_increase": max_perplexity_increase, "min_next_token_agreement": min_next_token_agreement},
     )
     started = time.perf_counter()
     with err.status("starting") as status:
@@ -163,18 +167,33 @@ def inspect(bundle: Path, as_json: bool) -> None:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--input", "input_path", type=click.Path(path_type=Path), help="An .npz (one array per input), an .npy, or an image.")
 @click.option("--text", multiple=True, help="A sentence (repeat for a batch); needs a bundle with a tokenizer.")
+@click.option("--prompt", help="A language model: generate from this prompt, streamed to the terminal.")
+@click.option("--max-new-tokens", type=int, default=64, show_default=True, help="With --prompt: tokens to generate at most.")
+@click.option("--temperature", type=float, default=0.0, show_default=True, help="With --prompt: 0 is greedy; above 0 samples.")
+@click.option("--top-k", type=int, default=0, help="With --prompt and --temperature: sample among the k most likely.")
+@click.option("--top-p", type=float, default=1.0, help="With --prompt and --temperature: sample within this probability mass.")
+@click.option("--seed", type=int, help="With --prompt and --temperature: the sampling seed (same seed, same text).")
+@click.option("--stop", multiple=True, help="With --prompt: end the text before this string (repeat).")
+@click.option("--chat", is_flag=True, help="With --prompt: wrap it in the model's chat template.")
 @click.option("--runtime", type=click.Choice(catalog.RUNTIMES), help="Use this runtime.")
 @click.option("--threads", type=int, help="Threads (default: the profile's).")
 @click.option("--target", default="auto", show_default=True, help="Run a bundle built for another target anyway by naming it.")
 @click.option("--save", type=click.Path(path_type=Path), help="Write the outputs to this .npz.")
-def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], runtime, threads, target, save) -> None:
-    """Run BUNDLE (or a .onnx/.tflite file) once on an input and print the outputs."""
+def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], prompt: str | None, max_new_tokens: int,
+        temperature: float, top_k: int, top_p: float, seed: int | None, stop: tuple[str, ...], chat: bool,
+        runtime, threads, target, save) -> None:
+    """Run BUNDLE (or a .onnx/.tflite file) once on an input and print the outputs, or generate from --prompt."""
     import edge
     from edge.device import inputs as raw
 
-    if bool(input_path) == bool(text):
-        raise UsageError("give exactly one of --input FILE or --text SENTENCE")
+    if sum(map(bool, (input_path, text, prompt))) != 1:
+        raise UsageError("give exactly one of --input FILE, --text SENTENCE or --prompt TEXT")
     model = edge.load(bundle, target=target, runtime=runtime, threads=threads)
+    if prompt is not None:
+        return _generate(model, prompt, max_new_tokens, stop=stop, chat=chat, temperature=temperature, top_k=top_k,
+                         top_p=top_p, seed=seed)
+    if getattr(model, "generation", None) is not None:
+        raise UsageError("this bundle is a language model", hint='give --prompt "..."')
     preprocessing = _preprocessing(bundle)
     feeds = raw.from_text(list(text), model, bundle, preprocessing) if text else raw.from_file(input_path, model, preprocessing)
     started = time.perf_counter()
@@ -189,6 +208,21 @@ def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], runtime, t
         np.savez(save, **outputs)
 
 
+def _generate(model, prompt: str, max_new_tokens: int, **options) -> None:
+    """Stream a language model's text to stdout as it is decoded; the figures go to stderr."""
+    if getattr(model, "generation", None) is None:
+        raise UsageError("--prompt needs a language-model bundle", hint="give --input or --text for this one")
+    started = time.perf_counter()
+    for piece in model.stream(prompt, max_new_tokens, **options):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    elapsed = time.perf_counter() - started
+    c = model.choice
+    err.print(f"{c.artifact} on {c.runtime} {c.runtime_version}, {c.threads} threads: {elapsed:.2f} s in all "
+              "(not a benchmark: edge profile measures time to first token and tokens/s)", highlight=False)
+
+
 @main.command("profile")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--artifact", "artifacts", multiple=True, metavar="NAME", help="Only this artifact of the bundle (variant or file name; repeat).")
@@ -200,13 +234,15 @@ def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], runtime, t
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs before the timed ones.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path), help="An .npz (one array per input), an .npy or an image (default: random inputs).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Size of a dynamic axis for the random inputs (default: the size the bundle was exported or validated at).")
+@click.option("--prompt-tokens", type=click.IntRange(1), default=128, show_default=True, help="Language models: prompt length for the time to first token.")
+@click.option("--new-tokens", type=click.IntRange(2), default=64, show_default=True, help="Language models: tokens generated per generation.")
 @click.option("--meter", help="Use this energy meter instead of the target's list.")
 @click.option("--allow-estimate", is_flag=True, help="Try the estimating meter last (its figures are labelled as estimates).")
 @click.option("--idle", type=float, default=2.0, show_default=True, help="Seconds of idle baseline before each timed loop, when a meter is found.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="JSON result to write (default: profile-NAME.json here).")
 @click.option("--sysfs-root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), hidden=True)
-def profile_command(path, artifacts, target, runtime, threads, runs, duration, warmup, input_path, dims, meter,
-                    allow_estimate, idle, output, sysfs_root) -> None:
+def profile_command(path, artifacts, target, runtime, threads, runs, duration, warmup, input_path, dims, prompt_tokens,
+                    new_tokens, meter, allow_estimate, idle, output, sysfs_root) -> None:
     """Measure latency, memory and energy of PATH (a bundle, or a .onnx/.tflite file), each configuration in a fresh process."""
     from dataclasses import replace
 
@@ -218,7 +254,7 @@ def profile_command(path, artifacts, target, runtime, threads, runs, duration, w
     options = profiler.ProfileOptions(
         target=target, runtime=runtime, threads=profiler.parse_threads(threads), runs=runs, duration_s=duration,
         warmup=warmup, input_file=input_path, artifacts=artifacts, meter=meter, allow_estimate=allow_estimate,
-        idle_s=idle, root=sysfs_root, dims=_parse_dims(dims))
+        idle_s=idle, root=sysfs_root, dims=_parse_dims(dims), prompt_tokens=prompt_tokens, new_tokens=new_tokens)
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("planning", total=None)
 

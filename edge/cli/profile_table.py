@@ -57,6 +57,13 @@ def notes(result: ProfileResult) -> list[str]:
     lines = [f"warning: {w}" for w in result.warnings]
     shapes = sorted({", ".join(f"{k} {v}" for k, v in r.input_shapes.items()) for r in result.results if r.input_shapes})
     lines += [f"inputs: {s}" for s in shapes]
+    for r in result.results:
+        g = r.generation
+        if g:
+            lines.append(f"{r.artifact.name}/{r.runtime.threads}t: time to first token {_ms(g['ttft_ms']['p50'])} ms "
+                         f"({g['prompt_tokens']}-token prompt, p50 of {g['generations']}), decode "
+                         f"{g['decode_tokens_per_s'] or 0:.1f} tokens/s ({g['new_tokens']} per generation), "
+                         f"peak memory {_mb(r.memory_mb.peak if r.memory_mb else None)} MB")
     if result.best:
         b = result.best
         lines.append(f"best: {b.artifact} on {b.runtime}, {b.threads} thread(s), {b.affinity_label} cores "

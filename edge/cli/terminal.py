@@ -55,6 +55,8 @@ def target_detail(target: catalog.Target, profile: catalog.Profile) -> Group:
         variants.add_column(col)
     for v in profile.variants:
         recipe = "-" if v.precision in ("fp32", "fp16") else (
+            f"block {v.block_size}, {'symmetric' if v.symmetric else 'asymmetric'}, float activations (language models)"
+        ) if v.precision in catalog.WEIGHT_ONLY else (
             f"{v.weights} weights, activations {v.activation_type}, weights {v.weight_type}"
             + (", reduce-range" if v.reduce_range else "")
             + (f", calibration {v.calibration}" if v.precision == "int8-static" else "")
@@ -162,6 +164,8 @@ def _gate(gate: dict[str, Any]) -> str:
 
 
 def _worst(validation: dict[str, Any]) -> str:
+    if "summary" in validation:  # a language model: greedy tokens against the source's
+        return f"{validation['summary']} ({validation.get('runtime')} vs {validation.get('reference')})"
     outputs = validation.get("outputs") or {}
     if not outputs:
         return "-"

@@ -47,6 +47,21 @@ class Artifact:
     outputs: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Generation:
+    """How to drive a causal language model's decoder: the manifest's ``generation`` record."""
+
+    kv: list[list[int]]  # [kv_heads, head_dim] per layer
+    context: int  # most tokens (prompt and generated) the model takes
+    eos: list[int] = field(default_factory=list)  # ids that end generation
+    tokenizer: str = "tokenizer/tokenizer.json"  # inside the bundle
+    chat_template: str | None = None  # the model's own (Jinja), when it has one
+    past: str = "past.{layer}.{kv}"  # input names of the cache
+    present: str = "present.{layer}.{kv}"  # output names of the grown cache
+    positions: str | None = None  # an input choosing which positions get logits (scoring in one call)
+    cache_dtype: str = "float32"
+
+
 @dataclass
 class Manifest:
     schema_version: int
@@ -65,6 +80,7 @@ class Manifest:
     preprocessing: dict[str, Any] = field(default_factory=dict)  # how raw text or images become inputs
     # Sizes of named axes the export was told or shown (--dim, the user's data): what the device feeds.
     dims: dict[str, int] = field(default_factory=dict)
+    generation: Generation | None = None  # a causal language model: how to drive its decoder
 
     def to_json(self) -> dict[str, Any]:
         return schema.to_dict(self)
@@ -122,6 +138,8 @@ def check(manifest: Manifest, where: str) -> None:
     declared = {spec["name"]: spec.get("layout") for spec in manifest.inputs}
     for i, a in enumerate(manifest.artifacts):
         _check_artifact(a, f"artifacts[{i}]", names, declared, where)
+    if manifest.generation is not None:
+        _check_generation(manifest.generation, where)
     unknown = [n for n in manifest.preferred if n not in names]
     if unknown:
         raise ConfigError(f"{where}: key 'preferred' names no artifact of the bundle: {', '.join(map(str, unknown))}")
@@ -137,6 +155,27 @@ def check(manifest: Manifest, where: str) -> None:
                                  and isinstance(text.get("max_length"), int) and 0 < text["max_length"] < 1 << 20):
         raise ConfigError(f"{where}: key 'preprocessing.text' must hold a tokenizer path and a max_length, "
                           f"got {text!r:.80}")
+
+
+def _check_generation(g: Generation, where: str) -> None:
+    """The decoder's record: the runtime allocates the cache and names the tensors from it."""
+    def fail(key: str, what: str, value: Any) -> ConfigError:
+        return ConfigError(f"{where}: key 'generation.{key}' {what}, got {value!r:.80}")
+
+    if not g.kv or any(len(pair) != 2 or not all(isinstance(v, int) and 0 < v < 1 << 16 for v in pair) for pair in g.kv):
+        raise fail("kv", "must list [kv_heads, head_dim] per layer", g.kv)
+    if not 0 < g.context <= 1 << 20:
+        raise fail("context", "must be a number of tokens > 0", g.context)
+    if any(not 0 <= token < 1 << 31 for token in g.eos):
+        raise fail("eos", "must list token ids", g.eos)
+    if Path(g.tokenizer).is_absolute() or ".." in Path(g.tokenizer).parts:
+        raise fail("tokenizer", "must be a file inside the bundle", g.tokenizer)
+    for key in ("past", "present"):
+        pattern = getattr(g, key)
+        if "{layer}" not in pattern or "{kv}" not in pattern or pattern.count("{") != 2:
+            raise fail(key, "must name the tensors with {layer} and {kv}", pattern)
+    if g.cache_dtype not in ("float32", "float16"):
+        raise fail("cache_dtype", "must be float32 or float16", g.cache_dtype)
 
 
 def _check_artifact(a: Artifact, key: str, names: list[str], declared: dict[str, str | None], where: str) -> None:

@@ -20,7 +20,8 @@ from edge.core.errors import ConfigError, UnknownTargetError
 # The names every other list is made from (the runtime registry, the CLI's choices, the manifest's checks).
 RUNTIMES = ("onnxruntime", "litert", "tflite-runtime")
 FORMATS = ("onnx", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static", "int8-weights", "int4-weights")
+WEIGHT_ONLY = ("int8-weights", "int4-weights")  # block-wise weight-only (MatMulNBits): language models
 MAX_THREADS = 1024  # runtime threads a profile may ask for: more is a damaged file, not a device
 Runtime = Literal[RUNTIMES]  # type: ignore[valid-type]
 Meter = Literal["rapl", "rpi5-pmic", "hwmon", "ina3221", "power-supply"]
@@ -86,6 +87,8 @@ class Variant:
     op_types: list[str] = field(default_factory=list)  # quantize only these op types (empty: the tool's default)
     exclude_ops: list[str] = field(default_factory=list)
     exclude_nodes: list[str] = field(default_factory=list)
+    block_size: int = 32  # weight-only: weights per scale (and zero point) along the input axis
+    symmetric: bool = False  # weight-only: no zero point
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,15 @@ class Tolerance:
 class Gate:
     """The accuracy budget a quantized variant must meet against the fp32 artifact."""
 
-    kind: Literal["auto", "classifier", "embedding", "generic"] = "auto"
+    kind: Literal["auto", "classifier", "embedding", "generic", "language-model"] = "auto"
     max_top1_drop: float = 1.0  # percentage points of top-1 (accuracy with labels, else agreement)
     min_cosine: float = 0.99  # embeddings: per sample; generic: per output
     min_snr_db: float = 20.0  # generic outputs
     atol: float = 1e-3  # generic outputs: every element this close to fp32 passes whatever its cosine/SNR
     samples: int = 64  # synthetic evaluation/calibration samples when no data is given
     max_repair_steps: int = 16  # layers kept in float, one per step, before giving up
+    max_perplexity_increase: float = 2.0  # language models: % over the fp32 artifact's on the evaluation text
+    min_next_token_agreement: float = 90.0  # language models: % of positions whose most likely next token is fp32's
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from edge.core.errors import EdgeError, InputNotFoundError, InvalidModelError, M
 from edge.device.runtime import BACKENDS, Backend, Session, backend, for_format
 from edge.device.runtime.tflite_ops import unsupported
 from edge.core.specs import TensorSpec
+
+if TYPE_CHECKING:
+    from edge.device.llm import LanguageModel
 
 class InputError(UsageError):
     """An input that does not fit the model: wrong name, shape, dtype, or a NaN."""
@@ -150,13 +153,14 @@ def _check_shape(name: str, spec: TensorSpec, shape: tuple, sizes: dict[str, int
 
 
 def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend | None = None,
-         threads: int | None = None, verify: bool = True) -> Model:
+         threads: int | None = None, verify: bool = True, artifact: str | None = None) -> Model | LanguageModel:
     """Load a bundle (or a bare ``.onnx``/``.tflite`` file) for this device.
 
     ``target="auto"`` checks that the bundle was built for this machine's architecture;
     naming the bundle's target runs it anyway. ``runtime`` restricts the choice to one
     runtime (a name or a backend object). ``threads`` overrides the profile's.
-    ``verify`` checks the artifact's sha256 against the manifest.
+    ``verify`` checks the artifact's sha256 against the manifest. ``artifact`` names the variant to
+    run (e.g. ``"fp32"``) instead of the first preferred one.
 
     >>> model = edge.load("build/minilm", threads=2)   # doctest: +SKIP
     >>> model.choice.artifact, model.choice.runtime    # doctest: +SKIP
@@ -170,7 +174,7 @@ def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend |
         return _load_file(path, runtime, threads)
     manifest = read_manifest(path)
     _check_target(manifest, target)
-    artifact, runtime_name, reason = _choose(manifest, runtime)
+    artifact, runtime_name, reason = _choose(manifest, runtime, artifact)
     file = verify_artifact(path, artifact, digest=verify)
     settings = manifest.profile.runtime
     chosen_backend = runtime if runtime is not None and not isinstance(runtime, str) else backend(runtime_name)
@@ -182,7 +186,12 @@ def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend |
     choice = Choice(artifact.name, chosen_backend.name, chosen_backend.version(), count, affinity, reason)
     hint = (f"'{artifact.name}' is a {artifact.format} artifact with one fixed shape; runtime='onnxruntime' "
             f"(edge run --runtime onnxruntime) picks an ONNX artifact whose axes stay open") if artifact.inputs else None
-    return Model(session, inputs, outputs, choice, artifact.layouts, hint)
+    model = Model(session, inputs, outputs, choice, artifact.layouts, hint)
+    if manifest.generation is not None:  # a language model: generate, stream and score on top of run
+        from edge.device.llm import LanguageModel
+
+        return LanguageModel(model, path, manifest.generation)
+    return model
 
 
 def pinned(specs: list[TensorSpec], artifact_specs: list[dict[str, Any]]) -> list[TensorSpec]:
@@ -235,12 +244,16 @@ def _check_target(manifest: Manifest, target: str) -> None:
         raise UsageError(f"this bundle was built for {built_for}, not {target}", hint="export it with --target " + target)
 
 
-def _choose(manifest: Manifest, runtime: str | Backend | None) -> tuple[Artifact, str, str]:
-    """The first preferred artifact that passed its checks and that an installed runtime runs."""
+def _choose(manifest: Manifest, runtime: str | Backend | None, named: str | None = None) -> tuple[Artifact, str, str]:
+    """The first preferred artifact (or the one ``named``) that passed its checks and that an installed runtime runs."""
     wanted = runtime if isinstance(runtime, str) or runtime is None else runtime.name
     preference = manifest.profile.runtime.preference
     by_name = {a.name: a for a in manifest.artifacts}
     order = [by_name[n] for n in manifest.preferred if n in by_name] or manifest.artifacts
+    if named is not None:
+        if named not in by_name:
+            raise UsageError(f"this bundle has no artifact '{named}'", hint=f"it has {', '.join(by_name)}")
+        order = [by_name[named]]
     refused = []
     for artifact in order:
         check = artifact.gate if artifact.gate is not None else artifact.validation

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge.build.tflite import convert as tflite
-from edge.build import variants
+from edge.build import repair, variants
 from edge.core.catalog import Profile, Variant
 from edge.build.data import Dataset, with_seen
 from edge.core.errors import EdgeError, UsageError, ValidationError
@@ -88,6 +88,7 @@ class TfliteLayers:
     """The ``variants.Layers`` of a TFLite variant: ai-edge-quantizer on the float file."""
 
     suffix = "tflite"
+    shortlist = repair.SHORTLIST
 
     def __init__(self, converted: Converted, variant: Variant, calibration: Dataset) -> None:
         self.converted, self.variant = converted, variant

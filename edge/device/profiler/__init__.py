@@ -62,6 +62,8 @@ class ProfileOptions:
     root: Path = Path("/")  # where meters and thermal read /sys and /proc (a recorded tree in tests)
     timeout_s: float = 600.0  # per configuration
     dims: dict[str, int] = field(default_factory=dict)  # sizes of named axes (--dim), over the bundle's own
+    prompt_tokens: int = 128  # language models: the prompt read before the first token
+    new_tokens: int = 64  # language models: tokens generated per generation
     on_progress: Callable[[int, int, str], None] | None = None
 
 
@@ -95,7 +97,7 @@ def profile(path: str | Path, options: ProfileOptions = ProfileOptions()) -> Pro
     with tempfile.TemporaryDirectory(prefix="edge-profile-") as scratch:
         for index, config in enumerate(configs):
             _progress(options, index, len(configs), config.label)
-            request = _request(config, options, meters, Path(scratch) / f"{index}.json", source.sizes)
+            request = _request(config, options, meters, Path(scratch) / f"{index}.json", source)
             outcome = _spawn(request, options)
             results.append(_result(config, outcome))
             warnings += [guessed_axis(name) for name in outcome.get("guessed_axes", []) if guessed_axis(name) not in warnings]
@@ -147,10 +149,11 @@ def _machine(options: ProfileOptions, facts: MachineFacts) -> tuple[Machine, lis
     return machine, meters
 
 
-def _request(config: Config, options: ProfileOptions, meters: list[str], result: Path,
-             sizes: dict[str, int]) -> dict[str, Any]:
+def _request(config: Config, options: ProfileOptions, meters: list[str], result: Path, source) -> dict[str, Any]:
+    sizes = source.sizes
     return {
-        "dims": sizes,
+        "dims": sizes, "generation": source.generation, "vocab": source.vocab,
+        "prompt_tokens": options.prompt_tokens, "new_tokens": options.new_tokens,
         "artifact": str(config.candidate.path), "runtime": config.runtime, "threads": config.threads,
         "affinity": config.affinity, "optimization": config.optimization, "specs": config.candidate.specs,
         "layouts": config.candidate.layouts, "input_file": str(options.input_file) if options.input_file else None,
@@ -177,7 +180,7 @@ def _result(config: Config, outcome: dict[str, Any]) -> ConfigResult:
     return ConfigResult(
         config.candidate.info, runtime, None, Latency(**outcome["latency_ms"]), outcome["throughput_per_s"],
         LoopOverhead(**outcome["loop_overhead_ms"]), Memory(**outcome["memory_mb"]), outcome["energy"],
-        outcome["thermal"], outcome["pid"], outcome.get("input_shapes"),
+        outcome["thermal"], outcome["pid"], outcome.get("input_shapes"), outcome.get("generation"),
     )
 
 
@@ -201,6 +204,7 @@ def _command(path: str | Path, options: ProfileOptions) -> str:
     args = ["edge", "profile", str(path), "--target", options.target]
     args += ["--duration", f"{options.duration_s:g}"] if options.duration_s else ["--runs", str(options.runs or RUNS)]
     args += ["--warmup", str(options.warmup)]
+    args += ["--prompt-tokens", str(options.prompt_tokens), "--new-tokens", str(options.new_tokens)]
     for flag, value in (("--runtime", options.runtime), ("--threads", options.threads), ("--input", options.input_file),
                         ("--meter", options.meter)):
         if value is not None:

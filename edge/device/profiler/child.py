@@ -79,17 +79,26 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     session = runtime.open(Path(request["artifact"]), threads=request["threads"], optimization=request["optimization"])
     init_ns = time.perf_counter_ns() - start
     rss_init = measures.rss_mb()
-    feeds, shapes, guessed = _feeds(request, session, runtime)
+    if request.get("generation"):  # a language model: time to first token, then one call per token
+        call, feeds, shapes, guessed = _generation(request, session)
+    else:
+        feeds, shapes, guessed = _feeds(request, session, runtime)
+        call = session.run
     energy = measures.Energy(request["meters"], request["root"])
     before = thermal.snapshot(request["root"])
     energy.idle(request["idle_s"])  # the session is open and no runtime thread has run yet
-    first = timed(session.run, feeds, 1)[0]
-    timed(session.run, feeds, request["warmup"])
+    first = timed(call, feeds, 1)[0]
+    timed(call, feeds, request["warmup"])
+    tokens = feeds if request.get("generation") else None
+    if tokens is not None:
+        tokens.clear()  # the warm-up's tokens are not the measured ones
     reset = measures.reset_peak()
     energy.start()
     duration = request.get("duration_s")
-    samples = timed(session.run, feeds, request.get("runs"), int(duration * 1e9) if duration else None)
-    metered = len(samples) + energy.keep_busy(session.run, feeds, request["idle_s"])
+    samples = timed(call, feeds, request.get("runs"), int(duration * 1e9) if duration else None)
+    metered = len(samples) + energy.keep_busy(call, feeds, request["idle_s"])
+    if tokens is not None:  # per-token latency is the decode steps'; time to first token is reported apart
+        samples = tokens.decode_ns[: len(tokens.decode_ns)] or samples
     energy.stop()
     peak = measures.peak_mb()
     after = thermal.snapshot(request["root"])
@@ -108,6 +117,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         "thermal": measures.thermal_record(before, after),
         "input_shapes": shapes,
         "guessed_axes": guessed,
+        "generation": feeds.summary() if request.get("generation") else None,
     }
 
 
@@ -151,6 +161,63 @@ def _feeds(request: dict[str, Any], session, runtime) -> tuple[dict[str, Any], d
         exc.user_input = True  # the parent re-raises it: every configuration would fail the same way
         raise
     return feeds, {name: list(np.shape(value)) for name, value in given.items()}, guessed
+
+
+class _Tokens:
+    """A language model's timed unit: one generated token. The first call of a generation reads the
+    prompt and yields the first token (time to first token); each later call one more token."""
+
+    def __init__(self, decoder: Any, prompt: list[int], new_tokens: int) -> None:
+        self.decoder, self.prompt, self.new_tokens = decoder, prompt, new_tokens
+        self.left, self.ttft_ns, self.decode_ns, self._token = 0, [], [], 0
+
+    def clear(self) -> None:
+        self.left, self.ttft_ns, self.decode_ns = 0, [], []
+
+    def step(self, _: Any = None) -> None:
+        start = time.perf_counter_ns()
+        if self.left == 0:  # a new generation: the prompt from an empty cache
+            self.decoder.reset()
+            logits = self.decoder.forward(self.prompt)
+            self.left = self.new_tokens
+            into = self.ttft_ns
+        else:
+            logits = self.decoder.forward([self._token])
+            into = self.decode_ns
+        self._token = int(logits.argmax())
+        self.left -= 1
+        into.append(time.perf_counter_ns() - start)
+
+    def summary(self) -> dict[str, Any]:
+        from edge.device.profiler import stats
+
+        decode = stats.summary(self.decode_ns) if self.decode_ns else None
+        return {"prompt_tokens": len(self.prompt), "new_tokens": self.new_tokens, "generations": len(self.ttft_ns),
+                "ttft_ms": stats.summary(self.ttft_ns), "decode_ms_per_token": decode,
+                "decode_tokens_per_s": stats.throughput(self.decode_ns),
+                "method": "greedy; the timed unit is one token: the first of each generation includes reading the "
+                          "prompt (time to first token), the others are single-token decode steps"}
+
+
+def _generation(request: dict[str, Any], session) -> tuple[Any, Any, dict[str, list[int]], list[str]]:
+    import numpy as np
+
+    from edge.core.bundle import Generation
+    from edge.device.llm import Decoder
+
+    generation = Generation(**request["generation"])
+    count, new = request["prompt_tokens"], request["new_tokens"]
+    if count + new > generation.context:
+        from edge.core.errors import UsageError
+
+        error = UsageError(f"{count} prompt tokens and {new} new ones exceed the model's context of {generation.context}",
+                           hint="lower --prompt-tokens or --new-tokens")
+        error.user_input = True
+        raise error
+    vocab = request["vocab"]
+    prompt = np.random.default_rng(request["seed"]).integers(min(3, vocab - 1), vocab, size=count).tolist()
+    tokens = _Tokens(Decoder(session, generation), prompt, new)
+    return tokens.step, tokens, {"input_ids": [1, count]}, []
 
 
 def main() -> None:

@@ -57,6 +57,8 @@ class Source:
     candidates: list[Candidate]
     runtime_settings: RuntimeSettings  # the bundle's profile's; the defaults for a bare file
     sizes: dict[str, int] = field(default_factory=dict)  # named axis -> the size every artifact is fed
+    generation: dict[str, Any] | None = None  # a language model's decoder record: it is timed per token
+    vocab: int = 0
 
 
 def read_source(path: Path, wanted: tuple[str, ...] = (), dims: dict[str, int] | None = None) -> Source:
@@ -87,6 +89,11 @@ def read_source(path: Path, wanted: tuple[str, ...] = (), dims: dict[str, int] |
     # every artifact gets the same input shapes, or the comparison would be unfair
     candidates = [replace(c, specs=[{**s, "shape": [sizes.get(d, d) if isinstance(d, str) else d for d in s["shape"]]}
                                     for s in c.specs]) for c in candidates]
+    if manifest.generation is not None:
+        from edge.core import schema
+
+        vocab = next((s["shape"][-1] for s in manifest.outputs if s["name"] == "logits"), 0)
+        return Source(path.name, candidates, manifest.profile.runtime, sizes, schema.to_dict(manifest.generation), vocab)
     return Source(path.name, candidates, manifest.profile.runtime, sizes)
 
 

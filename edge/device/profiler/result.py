@@ -103,6 +103,7 @@ class ConfigResult:
     thermal: dict[str, Any] | None = None
     pid: int | None = None  # the child process that measured it (one per configuration)
     input_shapes: dict[str, list[int]] | None = None  # the concrete shape of every input, as the caller fed it
+    generation: dict[str, Any] | None = None  # a language model: time to first token, decode tokens/s (latency_ms: per token)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,109 @@
+"""Exporting small language models: every architecture edge supports, the gate and repair of
+the weight-only variants, and the clear errors of what it cannot take."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.core.errors import InputNotFoundError, InvalidModelError, UnsupportedOpError, UsageError, ValidationError
+
+from conftest import ROOT, host_target, manifest_of
+from llm_models import ARCHITECTURES, save
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_each_architecture_exports_and_repeats_the_source_token_for_token(edge_cli, tmp_path, arch):
+    folder = save(arch, tmp_path / arch)
+    done = edge_cli("export", folder, "-t", host_target(), "-o", tmp_path / "b", "--variant", "fp32")
+    assert done.code == 0, done
+    m = manifest_of(tmp_path / "b")
+    (fp32,) = m["artifacts"]
+    validation = fp32["validation"]
+    assert validation["passed"] and len(validation["prompts"]) == 4
+    assert all(p["equal"] and p["tokens"] > 0 for p in validation["prompts"])
+    assert m["source"]["architecture"] == ("gemma3_text" if arch == "gemma3" else arch)
+    assert len(m["generation"]["kv"]) == 2 and m["generation"]["eos"] == [2] and m["generation"]["context"] == 256
+    assert (tmp_path / "b" / m["generation"]["tokenizer"]).is_file()
+
+
+def test_weight_only_variants_are_gated_on_real_text(edge_cli, tmp_path):
+    folder = save("llama", tmp_path / "llama")
+    done = edge_cli("export", folder, "-t", host_target(), "-o", tmp_path / "b", "--variant", "int8-weights",
+                    "--variant", "int4-weights", "--eval-data", ROOT / "examples/minilm/eval.txt", "--no-strict")
+    assert done.code == 0, done
+    m = manifest_of(tmp_path / "b")
+    assert m["evaluation"]["kind"] == "language-model" and "eval.txt: 200 passages" in m["evaluation"]["data"]["origin"]
+    judged = {a["name"]: a["gate"] for a in m["artifacts"] if a["gate"]}
+    judged.update({s["variant"]: s["gate"] for s in m["skipped"] if s.get("gate")})
+    assert set(judged) == {"int8-weights", "int4-weights"}
+    for name, gate in judged.items():
+        metrics = gate["metrics"]
+        assert metrics["tokens"] > 1000 and metrics["reference_perplexity"] > 1
+        increase = (metrics["perplexity"] / metrics["reference_perplexity"] - 1) * 100
+        assert metrics["perplexity_increase_pct"] == pytest.approx(increase)
+        assert gate["passed"] == (increase <= 2.0 and metrics["next_token_agreement_pct"] >= 90.0), name
+    # int4 rounds harder than int8: the gate sees it
+    first = {name: gate["steps"][0]["gate"]["metrics"]["perplexity_increase_pct"] for name, gate in judged.items()}
+    assert first["int4-weights"] > first["int8-weights"]
+    built = {a["name"]: a for a in m["artifacts"]}
+    assert built["int8-weights"]["build"]["quantization"]["mode"].startswith("weight-only int8, block 32")
+    assert built["int8-weights"]["size"] < built["fp32"]["size"]
+
+
+def test_a_budget_missed_even_after_repair_fails_the_export(edge_cli, tmp_path):
+    folder = save("llama", tmp_path / "llama")
+    out = tmp_path / "b"
+    done = edge_cli("export", folder, "-t", host_target(), "-o", out, "--variant", "int4-weights",
+                    "--eval-data", ROOT / "examples/minilm/eval.txt", "--max-perplexity-increase", "0")
+    assert done.code == ValidationError.exit_code, done
+    assert "variant 'int4-weights' missed its accuracy budget (perplexity +" in done.stderr
+    assert "layer(s) kept in float" in done.stderr and "repair step 1" in done.stderr and not out.exists()
+
+
+def test_what_cannot_be_exported_is_one_clear_line(edge_cli, tmp_path):
+    folder = save("llama", tmp_path / "llama")
+    config = json.loads((folder / "config.json").read_text())
+    other = tmp_path / "mistral"
+    other.mkdir()
+    for f in folder.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "mistral", "architectures": ["MistralForCausalLM"]}))
+    done = edge_cli("export", other, "-t", host_target(), "-o", tmp_path / "o1")
+    assert done.code == UnsupportedOpError.exit_code and "'mistral' architecture" in done.stderr
+    (folder / "tokenizer.json").unlink()
+    done = edge_cli("export", folder, "-t", host_target(), "-o", tmp_path / "o2")
+    assert done.code == InvalidModelError.exit_code and "no tokenizer.json" in done.stderr
+    done = edge_cli("export", tmp_path / "none.gguf", "-t", host_target(), "-o", tmp_path / "o3")
+    assert done.code == InputNotFoundError.exit_code
+    for out in ("o1", "o2", "o3"):
+        assert not (tmp_path / out).exists()
+    assert "Traceback" not in done.stderr
+
+
+def test_a_truncated_gguf_is_named(edge_cli, tmp_path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((64, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 4000])
+    done = edge_cli("export", path, "-t", host_target(), "-o", tmp_path / "b")
+    assert done.code == InvalidModelError.exit_code and "tiny.gguf" in done.stderr and "truncated" in done.stderr, done
+    assert not (tmp_path / "b").exists()
+
+
+def test_language_models_are_onnx_only_for_now(edge_cli, tmp_path):
+    folder = save("gpt2", tmp_path / "gpt2")
+    done = edge_cli("export", folder, "-t", "rpi5", "-o", tmp_path / "b", "--format", "tflite")
+    assert done.code == UsageError.exit_code and "ONNX only" in done.stderr
