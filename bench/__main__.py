@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-SECTIONS = ("quantization", "runtime", "conformance", "profiler")
+SECTIONS = ("quantization", "runtime", "conformance", "profiler", "mutation")
 OUT = Path(__file__).resolve().parent.parent / "bench-results"
 
 

@@ -49,8 +49,9 @@ class GateReport:
             return text
         if self.kind == "embedding":
             return f"cosine min {m['min_cosine']:.4f}, mean {m['mean_cosine']:.4f}"
-        worst = min(m["outputs"].values(), key=lambda o: o["snr_db"])
-        return f"worst output: cosine {worst['cosine']:.4f}, SNR {worst['snr_db']:.1f} dB, max abs diff {worst['max_abs_diff']:.3g}"
+        worst = min(m["outputs"].values(), key=lambda o: -np.inf if o["snr_db"] is None else o["snr_db"])
+        snr = "undefined (fp32 output all zeros)" if worst["snr_db"] is None else f"{worst['snr_db']:.1f} dB"
+        return f"worst output: cosine {worst['cosine']:.4f}, SNR {snr}, max abs diff {worst['max_abs_diff']:.3g}"
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "passed": self.passed, "metrics": self.metrics, "budget": self.budget,
@@ -137,8 +138,11 @@ def _generic(reference, candidate, gate: Gate) -> GateReport:
         ref = np.concatenate([r[name].ravel() for r in reference])
         cand = np.concatenate([c[name].ravel() for c in candidate])
         snr = snr_db(ref, cand)
+        # an all-zero fp32 output has no signal: its SNR is -inf dB (any error) or undefined, never a number to store
         o = {"max_abs_diff": float(np.max(np.abs(ref.astype(np.float64) - cand))), "cosine": cosine(ref, cand),
-             "snr_db": min(snr, 999.0)}
+             "snr_db": min(snr, 999.0) if np.isfinite(snr) or snr > 0 else None}
+        if o["snr_db"] is None:
+            o["snr_note"] = "the fp32 output is all zeros: no signal to compare the error with"
         outputs[name] = o
         if o["max_abs_diff"] <= gate.atol:
             o["note"] = f"every element within atol {gate.atol:g} of fp32"

@@ -261,11 +261,14 @@ def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome,
         if strict and not ctx.evaluation.synthetic:
             raise ValidationError(
                 f"variant '{variant.name}' {missed}",
-                hint="give real --calib-data/--eval-data, loosen the budget (--max-top1-drop, --min-cosine, "
-                     "--min-snr), or pass --no-strict to keep only the float artifact",
+                hint=("loosen the budget (--max-perplexity-increase, --min-next-token-agreement), or pass "
+                      "--no-strict to keep the variants that passed" if ctx.kind == "language-model" else
+                      "give real --calib-data/--eval-data, loosen the budget (--max-top1-drop, --min-cosine, "
+                      "--min-snr), or pass --no-strict to keep only the float artifact"),
             )
         if ctx.evaluation.synthetic:
-            missed += " on synthetic data (give --calib-data and --eval-data to judge it on real data)"
+            missed += (" on the model's own text (give --eval-data to judge it on real text)" if ctx.kind == "language-model"
+                       else " on synthetic data (give --calib-data and --eval-data to judge it on real data)")
         outcome.skipped.append(skip(variant, missed, result.gate))
         outcome.notes.append(f"variant '{variant.name}' was left out: {missed}")
 

@@ -240,7 +240,11 @@ def staged(destination: Path, force: bool) -> Iterator[Path]:
         if destination.exists():
             old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
             os.replace(destination, old)
-            os.replace(stage, destination)
+            try:
+                os.replace(stage, destination)
+            except BaseException:  # the new bundle could not take its place: the old one goes back
+                os.replace(old, destination)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(stage, destination)
