@@ -99,7 +99,7 @@ def test_wheel_carries_data_and_plain_install_works(tmp_path, digits_bundle):
                    check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("edge_toolkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("edge/targets/rpi4.toml", "edge/profiles/base.toml", "edge/exporters/pytorch.py", "edge/cli/__init__.py", "edge/build/export.py"):
+    for needed in ("edge/targets/rpi4.toml", "edge/profiles/base.toml", "edge/exporters/pytorch.py", "edge/cli/__init__.py", "edge/build/export.py", "edge/build/llm/export.py", "edge/device/llm.py"):
         assert needed in names
     assert not [n for n in names if n.startswith(("tests/", "examples/", "exporters/"))]
     # A plain (not editable) install, with only the base dependencies, in a fresh venv.
@@ -139,3 +139,11 @@ def test_wheel_carries_data_and_plain_install_works(tmp_path, digits_bundle):
                              "-t", "rpi4", "-o", str(tmp_path / "b")], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 9, result.stderr
     assert "pip install 'edge-toolkit[export]'" in result.stderr
+
+
+def test_every_package_folder_is_in_the_wheel_list():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "edge").rglob("__init__.py")}
+    assert folders and folders <= listed, f"missing from pyproject's packages: {sorted(folders - listed)}"
