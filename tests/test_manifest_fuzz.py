@@ -264,3 +264,21 @@ def test_an_unreadable_path_and_absurd_threads_are_edge_errors(bundle):
         edge.load(bundle, target=manifest["target"]["name"])
     with pytest.raises(edge.UsageError, match="threads must be"):
         edge.load(bundle, threads=2**62)  # onnxruntime takes a C int
+
+
+def test_a_full_int8_artifacts_quantization_record_is_read_and_checked(digits_bundle, tmp_path):
+    """A full-int8 TFLite artifact records the scale and zero point of its int8 input: that key is
+    known (a slow test exports one), and a damaged one names the key."""
+    import shutil
+
+    bundle = Path(shutil.copytree(digits_bundle, tmp_path / "q"))
+    m = json.loads((bundle / "manifest.json").read_text())
+    spec = {"name": "pixels", "dtype": "int8", "shape": [1, 8, 8, 1], "layout": "NHWC",
+            "quantization": {"scale": 0.0039, "zero_point": -128}}
+    m["artifacts"][0]["inputs"] = [spec]
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    read_manifest(bundle)
+    spec["quantization"] = {"scale": -1.0, "zero_point": 0}
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(edge.InvalidModelError, match=r"key 'artifacts\[0\].inputs\[0\].quantization'"):
+        read_manifest(bundle)

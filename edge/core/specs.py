@@ -174,7 +174,8 @@ def check_spec_json(data: Any, where: str, key: str) -> None:
 
     if not isinstance(data, dict):
         raise fail("", f"must be a table, got {type(data).__name__}")
-    unknown = set(data) - {"name", "dtype", "shape", "range", "layout", "finite"}
+    # "quantization": what a full-int8 TFLite artifact stores (its scale and zero point), for the reader
+    unknown = set(data) - {"name", "dtype", "shape", "range", "layout", "finite", "quantization"}
     if unknown:
         raise fail(f".{sorted(unknown)[0]}", "is not a known key")
     name, dtype, shape = data.get("name"), data.get("dtype"), data.get("shape")
@@ -199,6 +200,14 @@ def check_spec_json(data: Any, where: str, key: str) -> None:
         raise fail(".layout", f"must name each of the {len(shape)} axes once, got {layout!r}")
     if not isinstance(data.get("finite", False), bool):
         raise fail(".finite", f"must be true or false, got {data['finite']!r}")
+    quantization = data.get("quantization")
+    if quantization is not None and not (
+            isinstance(quantization, dict) and set(quantization) == {"scale", "zero_point"}
+            and isinstance(quantization["scale"], (int, float)) and not isinstance(quantization["scale"], bool)
+            and 0 < quantization["scale"] <= sys.float_info.max
+            and isinstance(quantization["zero_point"], int) and not isinstance(quantization["zero_point"], bool)
+            and -(1 << 31) <= quantization["zero_point"] < 1 << 31):
+        raise fail(".quantization", f"must be {{scale > 0, zero_point}}, got {quantization!r:.80}")
 
 
 def _check_range(rng: Any, dtype: str, fail: Any) -> None:
