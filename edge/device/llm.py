@@ -27,6 +27,13 @@ from edge.device.sampling import Sampling, next_token
 from edge.device.textstream import TextStream
 
 
+def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood of each target under its row of logits (a stable log-softmax)."""
+    top = logits.max(-1, keepdims=True)
+    log_z = np.log(np.exp(logits - top).sum(-1)) + top[:, 0]
+    return log_z - logits[np.arange(len(targets)), targets]
+
+
 class Decoder:
     """The session and its cache for one sequence (batch 1)."""
 
@@ -212,7 +219,4 @@ class LanguageModel:
             logits = self._decoder.forward(ids, positions=np.arange(len(ids) - 1))
         else:
             logits = np.stack([self._decoder.forward([t]) for t in ids[:-1]])
-        logits = logits.astype(np.float64)
-        top = logits.max(-1, keepdims=True)
-        log_z = np.log(np.exp(logits - top).sum(-1)) + top[:, 0]
-        return float(np.mean(log_z - logits[np.arange(len(ids) - 1), ids[1:]]))
+        return float(np.mean(token_nll(logits.astype(np.float64), np.asarray(ids[1:]))))

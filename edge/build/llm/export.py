@@ -23,7 +23,7 @@ from edge.build.llm import decoder, gate as lm_gate, quantize as lm_quantize
 from edge.build.llm.source import CausalLM, load
 from edge.core import catalog
 from edge.core.bundle import SCHEMA_VERSION, Artifact, Generation, Manifest, sha256_file, staged, write_manifest
-from edge.core.errors import UsageError, ValidationError
+from edge.core.errors import UsageError, ValidationError, require
 from edge.device.llm import Decoder, Generator
 from edge.device.runtime import backend
 from edge.device.sampling import Sampling
@@ -72,7 +72,7 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
 
 def validate(lm: CausalLM, fp32: Path, generation: Generation, text: Any) -> dict[str, Any]:
     """Greedy tokens of the fp32 artifact (the device's own loop) against transformers' ``generate``."""
-    torch = __import__("torch")
+    torch = require("torch")
     session = backend("onnxruntime").open(fp32)
     rows = []
     for prompt in PROMPTS:

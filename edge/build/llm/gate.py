@@ -16,6 +16,7 @@ import numpy as np
 
 from edge.build.gate import GateReport
 from edge.core.catalog import Gate
+from edge.device.llm import token_nll
 
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -35,9 +36,7 @@ def reduced(run: Runner) -> Runner:
     def call(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         logits = run(sample)["logits"][0].astype(np.float32)
         targets = sample["input_ids"][0, 1:]
-        top = logits.max(-1, keepdims=True)
-        log_z = np.log(np.exp(logits - top).sum(-1)) + top[:, 0]
-        nll = log_z - logits[np.arange(len(targets)), targets]
+        nll = token_nll(logits, targets)  # the same function model.score uses on the device
         return {"nll": nll.astype(np.float64), "top1": logits.argmax(-1)}
 
     return call

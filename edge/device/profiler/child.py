@@ -98,7 +98,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     samples = timed(call, feeds, request.get("runs"), int(duration * 1e9) if duration else None)
     metered = len(samples) + energy.keep_busy(call, feeds, request["idle_s"])
     if tokens is not None:  # per-token latency is the decode steps'; time to first token is reported apart
-        samples = tokens.decode_ns[: len(tokens.decode_ns)] or samples
+        samples = tokens.decode_ns or samples
     energy.stop()
     peak = measures.peak_mb()
     after = thermal.snapshot(request["root"])
