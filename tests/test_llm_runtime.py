@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import edge
+from edge.cli.report import svg
 from edge.core.errors import InvalidModelError, UsageError
 
 from conftest import host_target, manifest_of
@@ -153,5 +154,11 @@ def test_profile_reports_time_to_first_token_and_tokens_per_second(edge_cli, tin
     assert g["decode_tokens_per_s"] == pytest.approx(1000 / np.mean(r["latency_ms"]["samples"]), rel=1e-3)
     assert r["input_shapes"] == {"input_ids": [1, 48]} and r["memory_mb"]["peak"] > 0
     assert "time to first token" in done.stdout and "tokens/s" in done.stdout
+    page = edge_cli("report", out, "-o", tmp_path / "lm.html")  # the report plots them beside other results
+    assert page.code == 0, page
+    html = (tmp_path / "lm.html").read_text()
+    section = html[html.index('id="generation"'):]
+    assert "int8-weights" in section and "decode tokens per second" in section and "time to first token" in section
+    assert svg.number(g["decode_tokens_per_s"]) in section  # the measured rate, as the file gives it
     too_long = edge_cli("profile", tiny_lm[1], "--prompt-tokens", 250, "--new-tokens", 16, "-o", tmp_path / "x.json")
     assert too_long.code == UsageError.exit_code and "exceed the model's context of 256" in too_long.stderr

@@ -228,7 +228,8 @@ def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome,
     """Build each variant through the gate; ``layers_for`` gives a format's layers (default ONNX)."""
     if outcome.evaluation is None:
         outcome.evaluation = {"kind": ctx.kind, "data": ctx.evaluation.to_json(), "calibration": ctx.calibration.to_json()}
-        if ctx.evaluation is ctx.calibration and not ctx.calibration.synthetic:
+        weight_only = ctx.kind == "language-model"  # weight-only variants need no calibration data
+        if ctx.evaluation is ctx.calibration and not ctx.calibration.synthetic and not weight_only:
             outcome.evaluation["data"]["note"] = "no --eval-data: evaluated on the calibration data"
         if ctx.evaluation.synthetic:
             outcome.notes.append(f"accuracy gate: {ctx.evaluation.to_json()['warning']}")

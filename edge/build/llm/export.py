@@ -33,9 +33,9 @@ PROMPTS = ("The capital of France is", "def fibonacci(n):", "Once upon a time, i
 NEW_TOKENS = 32  # greedy tokens the fp32 artifact must reproduce, per prompt
 MAX_PASSAGE = 128  # tokens of one evaluation passage
 TOKENIZER = "tokenizer/tokenizer.json"
-GGUF_INT4 = ("re-rounding a GGUF's own 4-bit blocks to a new 4-bit grid missed the gate on Gemma 3 270M "
-             "(+41 % perplexity, +25 % with 6 layers kept float; docs/llm.md); carrying the blocks over as they "
-             "are is not implemented yet")
+GGUF_INT4 = ("from a GGUF file the int8 variant carries the file's own blocks over; a 4-bit one would round "
+             "them again (+41 % perplexity on Gemma 3 270M) or need float zero points, which onnxruntime's CPU "
+             "kernel runs about 50x slower (docs/llm.md)")
 SELF_TEXT_WARNING = ("no --eval-data: the variants are judged on the fp32 model's own greedy text, which it finds "
                      "easy; give a text file (one passage a line) to measure perplexity on real text")
 
@@ -107,15 +107,17 @@ class LanguageLayers(variants.OnnxLayers):
 
     shortlist = 6
 
-    def __init__(self, ctx: variants.Context, variant: catalog.Variant) -> None:
+    def __init__(self, ctx: variants.Context, variant: catalog.Variant, gguf: Path | None = None) -> None:
         import onnx
 
         model = onnx.load(str(ctx.fp32), load_external_data=False)
-        self.ctx, self.variant = ctx, variant
+        self.ctx, self.variant, self.gguf = ctx, variant, gguf
         self.candidates = lm_quantize.candidates(model)
         self._weights = lm_quantize.weights(model)
 
     def make(self, out: Path, keep_float: list[str]) -> dict[str, Any]:
+        if self.gguf is not None and self.variant.precision == "int8-weights":
+            return lm_quantize.carried(self.ctx.fp32, out, self.gguf, keep_float)
         return lm_quantize.weight_only(self.ctx.fp32, out, self.variant, keep_float)
 
     def open(self, path: Path):
@@ -144,7 +146,7 @@ def _variants(wanted, profile, options, fp32: Path, work: Path, lm: CausalLM, ge
     evaluation = _passages(options.eval_data, lm, text, generation, fp32)
     ctx = variants.Context(fp32, work, gate, "language-model", evaluation, evaluation, options.on_progress,
                            runner=lambda path: lm_gate.reduced(backend("onnxruntime").open(path).run))
-    variants.build_all(todo, ctx, options.strict, outcome, layers_for=lambda v: LanguageLayers(ctx, v))
+    variants.build_all(todo, ctx, options.strict, outcome, layers_for=lambda v: LanguageLayers(ctx, v, lm.gguf))
     outcome.data = [evaluation]
     return outcome
 

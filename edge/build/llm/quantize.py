@@ -84,6 +84,29 @@ def weight_only(fp32: Path, out: Path, variant: Variant, keep_float: list[str]) 
             "kept_in_float": list(keep_float)}
 
 
+def carried(fp32: Path, out: Path, gguf: Path, keep_float: list[str]) -> dict[str, Any]:
+    """The 8-bit variant of a decoder exported from a GGUF file: the file's own blocks, carried over
+    (``edge.build.llm.blocks``), instead of the floats rounded again."""
+    onnx = require("onnx")
+    from edge.build.llm import blocks
+
+    model = onnx.load(str(fp32))
+    untied = untie(model)
+    try:
+        info = blocks.carry(model, gguf, keep_float)
+    except (ValueError, KeyError) as exc:
+        raise ExportError(f"carrying the blocks of {gguf.name} over failed: {first_line(exc)}") from exc
+    left = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in keep_float
+            and any(i in {t.name for t in model.graph.initializer} for i in n.input[1:])]
+    onnx.save(model, str(out))
+    return {"tool": f"edge GGUF blocks -> MatMulNBits / GatherBlockQuantized ({_tool().split(' (')[0]})",
+            "mode": f"the GGUF's own blocks at 8 bits ({blocks.describe(info['carried'])})",
+            "embedding": "quantized" if any(n.op_type == "GatherBlockQuantized" for n in model.graph.node) else "float",
+            "accuracy_level": blocks.ACCURACY_LEVEL, "activations": "float", "untied_lm_head": untied > 0,
+            "max_error_in_8bit_steps": info["max_error_in_8bit_steps"], "permuted_rows": info["permuted_rows"],
+            "left_float": len(left), "kept_in_float": list(keep_float)}
+
+
 def candidates(model: Any) -> list[str]:
     """The nodes weight-only quantization touches (MatMul and Gather on a constant weight)."""
     inits = {t.name for t in model.graph.initializer}

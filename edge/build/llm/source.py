@@ -2,7 +2,7 @@
 file, loaded as a float32 torch module with its tokenizer, chat template and end-of-text ids.
 
 transformers reads GGUF through the ``gguf`` package and dequantizes every block to float32;
-the file's own blocks are kept aside for the quantized variants (``edge.build.llm.gguf``).
+the file's own blocks are kept aside for the quantized variants (``edge.build.llm.blocks``).
 """
 
 from __future__ import annotations

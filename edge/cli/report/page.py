@@ -56,6 +56,8 @@ def render(docs: list[dict], names: list[str]) -> str:
         '<h2 id="latency-threads">Latency p50 against threads</h2>', _threads(rows),
         '<h2 id="energy">Energy per inference</h2>', _energy_chart(rows),
     ]
+    if any(r.get("generation") for _, _, r in rows):  # language models: per token, not per inference
+        body += ['<h2 id="generation">Language models: time to first token and decode rate</h2>', _generation(rows)]
     return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>edge profile report</title><style>{CSS}</style></head><body>\n"
@@ -258,3 +260,32 @@ def _energy_chart(rows: list[tuple[str, int, dict]]) -> str:
     factor, unit = _joule_unit(max(v for _, v, _ in measured))
     chart = svg.bar_chart([(n, v * factor, note) for n, v, note in measured], unit=unit, label="energy per inference")
     return chart + (f'<p class="note">not plotted, energy unavailable: {e(why)}</p>' if why else "")
+
+
+def _generation(rows: list[tuple[str, int, dict]]) -> str:
+    """A table and two bar charts for the results of language-model bundles (``generation`` records)."""
+    head = "".join(f"<th>{c}</th>" for c in ("#", "artifact", "threads", "prompt tokens", "time to first token p50 ms",
+                                              "decode ms / token p50", "decode tokens/s", "peak MB", "energy / token"))
+    lines, ttft, rate = [f'<table class="comparison"><thead><tr>{head}</tr></thead><tbody>'], [], []
+    for ref, _, r in rows:
+        g = r.get("generation")
+        if not isinstance(g, dict) or r.get("error"):
+            continue
+        first, step = (g.get("ttft_ms") or {}).get("p50"), (g.get("decode_ms_per_token") or {}).get("p50")
+        energy = r.get("energy") or {}
+        joules = energy.get("per_inference_j") if energy.get("available") else None
+        per_token = (f"{num(joules)} J" + (" (estimated)" if energy.get("confidence") == "estimated" else "")
+                     if isinstance(joules, (int, float)) else f"unavailable ({e(energy.get('reason') or 'no meter')})")
+        lines.append(f'<tr><td>{ref}</td><td class="k">{e((r.get("artifact") or {}).get("name") or DASH)}</td>'
+                     f'<td class="n">{num((r.get("runtime") or {}).get("threads"))}</td>'
+                     f'<td class="n">{num(g.get("prompt_tokens"))}</td><td class="n">{num(first)}</td>'
+                     f'<td class="n">{num(step)}</td><td class="n">{num(g.get("decode_tokens_per_s"))}</td>'
+                     f'<td class="n">{num((r.get("memory_mb") or {}).get("peak"))}</td><td class="j">{per_token}</td></tr>')
+        if isinstance(first, (int, float)):
+            ttft.append((_label(ref, r), first, ""))
+        if isinstance(g.get("decode_tokens_per_s"), (int, float)):
+            rate.append((_label(ref, r), g["decode_tokens_per_s"], ""))
+    lines.append("</tbody></table>")
+    charts = [svg.bar_chart(ttft, unit="ms to first token", label="time to first token")] if ttft else []
+    charts += [svg.bar_chart(rate, unit="tokens/s", label="decode tokens per second")] if rate else []
+    return "".join(lines) + "".join(charts)
