@@ -52,7 +52,7 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
         work = Path(tmp)
         step("exporting the decoder (prefill and decode in one graph)")
         fp32 = work / "fp32.onnx"
-        layout = decoder.export(lm.module, work / "exported.onnx", profile.opset)
+        layout = decoder.export(lm.module, work / "exported.onnx", max(profile.opset, decoder.OPSET))
         _single_file(work / "exported.onnx", fp32)
         generation = Generation(kv=layout, context=lm.context, eos=lm.eos, tokenizer=TOKENIZER,
                                 chat_template=lm.chat_template, positions=decoder.POSITIONS)
