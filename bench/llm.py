@@ -201,9 +201,9 @@ def run() -> dict:
 
 
 def _peers() -> list[tuple[str, Path, list[str]]]:
-    peers = [("llama.cpp Q4_K_M (as is)", LLAMACPP, ["bench/peers/llamacpp.py", str(GGUF)])]
+    peers = [("llama.cpp Q4_K_M", LLAMACPP, ["bench/peers/llamacpp.py", str(GGUF)])]
     for precision in ("int8", "int4"):
-        peers.append((f"onnxruntime-genai {precision}", GENAI,
+        peers.append((f"ort-genai {precision}", GENAI,
                       ["bench/peers/genai.py", str(GENAI_MODELS / precision)]))
     return peers
 
@@ -212,9 +212,8 @@ def table(result: dict):
     from rich.table import Table
 
     t = Table(title=f"language model: {result['model']}", title_justify="left")
-    for col in ("runner", "threads", "prefill ms (128)", "decode tok/s", "peak RSS MB", "perplexity", "vs fp32",
-                "vs llama.cpp (prefill, decode)"):
-        t.add_column(col)
+    for col in ("runner", "thr", "prefill ms", "tok/s", "RSS MB", "ppl", "vs fp32", "vs llama.cpp"):
+        t.add_column(col, no_wrap=col != "runner")
     for r in result["rows"]:
         if "error" in r:
             t.add_row(r["name"], str(r["threads"]), r["error"], "", "", "", "", "")
@@ -224,7 +223,7 @@ def table(result: dict):
                   f"{r['peak_rss_mb']:.0f}", f"{r['perplexity']:.3f}",
                   f"{r['perplexity_vs_fp32_pct']:+.2f} %" if "perplexity_vs_fp32_pct" in r else "",
                   f"{vs['prefill']:.2f}x, {vs['decode']:.2f}x" if vs else "")
-    return [t, result["method"]]
+    return [t, "vs llama.cpp: prefill time, decode rate; " + result["method"]]
 
 
 def _main(argv: list[str]) -> None:
