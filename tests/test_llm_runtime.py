@@ -162,3 +162,26 @@ def test_profile_reports_time_to_first_token_and_tokens_per_second(edge_cli, tin
     assert svg.number(g["decode_tokens_per_s"]) in section  # the measured rate, as the file gives it
     too_long = edge_cli("profile", tiny_lm[1], "--prompt-tokens", 250, "--new-tokens", 16, "-o", tmp_path / "x.json")
     assert too_long.code == UsageError.exit_code and "exceed the model's context of 256" in too_long.stderr
+
+
+def test_variants_skipped_for_one_reason_are_named_on_one_line(tiny_lm):
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from edge.cli import terminal
+    from edge.core.bundle import read_manifest
+
+    m = read_manifest(tiny_lm[1])
+    why, other = "not applicable: a language model gets weight-only int8/int4 variants", "from a GGUF: no int4"
+    skipped = [{"variant": v, "format": f, "precision": p, "reason": why}
+               for v, f, p in (("int8", "onnx", "int8-dynamic"), ("tflite-fp32", "tflite", "fp32"))]
+    skipped.append({"variant": "int4-weights", "format": "onnx", "precision": "int4-weights", "reason": other})
+    m = replace(m, skipped=skipped, notes=[f"variant 'int4-weights' not built: {other}", "an unrelated note"])
+    console = Console(width=400, record=True)
+    console.print(terminal.manifest(m, "b"))
+    lines = console.export_text().splitlines()
+    assert [ln for ln in lines if ln.startswith("not built")] == [
+        f"not built: int8 (onnx int8-dynamic), tflite-fp32 (tflite fp32): {why}",
+        f"not built: int4-weights (onnx int4-weights): {other}"]
+    assert "note: an unrelated note" in lines and not any("note: variant 'int4-weights'" in ln for ln in lines)

@@ -135,9 +135,15 @@ def manifest(m: Manifest, where: str) -> Group:
                           f"{', '.join(f'{k}={v}' for k, v in m.dims.items())}", style="dim"))
     if m.preferred:
         parts.append(Text(f"preferred order: {', '.join(m.preferred)}", style="dim"))
+    same: dict[str, list[str]] = {}  # variants skipped for one reason are named on one line
     for s in m.skipped:
-        parts.append(Text(f"not built: {s['variant']} ({s['format']} {s['precision']}): {s['reason']}", style="dim"))
+        same.setdefault(s["reason"], []).append(f"{s['variant']} ({s['format']} {s['precision']})")
+    for reason, names in same.items():
+        parts.append(Text(f"not built: {', '.join(names)}: {reason}", style="dim"))
+    said = set(same)
     for note in m.notes:
+        if any(note.endswith(reason) and "not built" in note for reason in said):
+            continue  # the same fact as a "not built" line above
         parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)
 
