@@ -97,7 +97,7 @@ def test_registry_names_match_modules_and_classes():
 def test_wheel_carries_data_and_plain_install_works(tmp_path, digits_bundle):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(ROOT)],
                    check=True, capture_output=True)
-    (wheel,) = (tmp_path / "dist").glob("edge_toolkit-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("edge_deploy-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("edge/targets/rpi4.toml", "edge/profiles/base.toml", "edge/exporters/pytorch.py", "edge/cli/__init__.py", "edge/build/export.py", "edge/build/llm/export.py", "edge/device/llm.py"):
         assert needed in names
@@ -128,7 +128,7 @@ def test_wheel_carries_data_and_plain_install_works(tmp_path, digits_bundle):
     assert loaded.stdout.strip() == f"{here} []", loaded.stderr
     ran = subprocess.run([str(env_dir / "bin/edge"), "run", str(digits_bundle), "--input", str(bundle)],
                          capture_output=True, text=True, cwd=tmp_path)
-    assert ran.returncode == 9 and "pip install 'edge-toolkit[images]'" in ran.stderr  # images need Pillow
+    assert ran.returncode == 9 and "pip install 'edge-deploy[images]'" in ran.stderr  # images need Pillow
     np_file = tmp_path / "x.npy"
     subprocess.run([str(py), "-c", f"import numpy as np; np.save({str(np_file)!r}, np.zeros((1, 1, 8, 8), np.float32))"], check=True)
     ran = subprocess.run([str(env_dir / "bin/edge"), "run", str(digits_bundle), "--input", str(np_file)],
@@ -138,7 +138,7 @@ def test_wheel_carries_data_and_plain_install_works(tmp_path, digits_bundle):
     result = subprocess.run([str(env_dir / "bin/edge"), "export", str(ROOT / "examples/digits/model.py:create"),
                              "-t", "rpi4", "-o", str(tmp_path / "b")], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 9, result.stderr
-    assert "pip install 'edge-toolkit[export]'" in result.stderr
+    assert "pip install 'edge-deploy[export]'" in result.stderr
 
 
 def test_every_package_folder_is_in_the_wheel_list():

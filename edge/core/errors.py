@@ -25,6 +25,9 @@ where they are called, with ``raise ... from exc`` so ``--debug`` still shows th
 from __future__ import annotations
 
 
+# The name on PyPI (``edge-toolkit`` there is an unrelated package); the import name stays ``edge``.
+DISTRIBUTION = "edge-deploy"
+
 class EdgeError(Exception):
     """Base of every error ``edge`` raises on purpose; ``hint`` says what to do next."""
 
@@ -106,7 +109,7 @@ def require(module: str, extra: str = "export", package: str | None = None):
         name = package or module.split(".")[0]
         raise MissingDependencyError(
             f"this needs the Python package '{name}', which is not installed",
-            hint=f"pip install 'edge-toolkit[{extra}]'",
+            hint=f"pip install '{DISTRIBUTION}[{extra}]'",
         ) from exc
 
 
