@@ -94,24 +94,17 @@ def test_failed_final_rename_does_not_delete_the_old_bundle(tmp_path, monkeypatc
     assert not list(tmp_path.rglob("new"))  # and the half-done new one is gone
 
 
-def test_failed_final_rename_puts_the_old_bundle_back(tmp_path, monkeypatch):
-    """The old bundle was moved aside to make room: when the new one cannot take its place, it goes back."""
+@pytest.mark.parametrize("step", ["final", "aside"])
+def test_a_failed_rename_leaves_the_old_bundle_in_place(tmp_path, monkeypatch, step):
+    """Moving the old bundle aside fails: it stays. The final rename fails: the old one, moved aside
+    to make room, goes back. Either way no staging or .old folder is left."""
     dest = _old_bundle(tmp_path)
-    _failing_rename(monkeypatch, dest, "final")
+    _failing_rename(monkeypatch, dest, step)
     with pytest.raises(OSError, match="simulated"):
         with staged(dest, force=True) as stage:
             (stage / "new").write_text("x")
     assert (dest / "old").read_text() == "keep"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging or .old folder left
-
-
-def test_failed_move_aside_leaves_the_old_bundle_in_place(tmp_path, monkeypatch):
-    dest = _old_bundle(tmp_path)
-    _failing_rename(monkeypatch, dest, "aside")
-    with pytest.raises(OSError, match="simulated"):
-        with staged(dest, force=True) as stage:
-            (stage / "new").write_text("x")
-    assert (dest / "old").read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_read_manifest_errors(tmp_path):

@@ -135,5 +135,6 @@ def test_gemma_from_its_gguf_for_a_raspberry_pi(edge_cli, gemma_gguf, tmp_path):
     assert built["int8-weights"]["size"] < 0.5 * built["fp32"]["size"]
     (skipped,) = [s for s in m["skipped"] if s["variant"] == "int4-weights"]
     assert "carries the file's own blocks" in skipped["reason"]
+    assert not any("int4-weights" in note for note in m["notes"])  # said once, by the skip record
     said = edge_cli("run", out, "--target", "rpi5", "--prompt", "The capital of France is", "--max-new-tokens", 8)
     assert said.code == 0 and any(w in said.stdout for w in ("Paris", "capital", "France")), said

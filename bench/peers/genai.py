@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.llm import mean_nll, timed_generation  # noqa: E402
+from edge.device.llm import token_nll  # noqa: E402  (numpy only: the same scoring as edge's)
 
 import onnxruntime_genai as og  # noqa: E402
 
@@ -49,12 +50,8 @@ def main() -> None:
 
     def score(ids):
         fresh()
-        nll = []
-        for t in range(len(ids) - 1):
-            row = feed([ids[t]]).astype(np.float64)
-            top = row.max()
-            nll.append(np.log(np.exp(row - top).sum()) + top - row[ids[t + 1]])
-        return nll
+        rows = np.stack([feed([token]) for token in ids[:-1]]).astype(np.float64)
+        return token_nll(rows, np.asarray(ids[1:]))
 
     accuracy = mean_nll(score, job)
     print(json.dumps({"runtime": f"onnxruntime-genai {og.__version__}", **timing, **accuracy,

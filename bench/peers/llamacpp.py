@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.llm import mean_nll, timed_generation  # noqa: E402
+from edge.device.llm import token_nll  # noqa: E402  (numpy only: the same scoring as edge's)
 
 import llama_cpp  # noqa: E402
 from llama_cpp import Llama  # noqa: E402
@@ -47,10 +48,7 @@ def main() -> None:
     def score(ids):
         scorer.reset()
         scorer.eval(ids)
-        rows = np.asarray(scorer.scores[: len(ids) - 1], np.float64)
-        top = rows.max(-1, keepdims=True)
-        log_z = np.log(np.exp(rows - top).sum(-1)) + top[:, 0]
-        return log_z - rows[np.arange(len(ids) - 1), ids[1:]]
+        return token_nll(np.asarray(scorer.scores[: len(ids) - 1], np.float64), np.asarray(ids[1:]))
 
     accuracy = mean_nll(score, job)
     print(json.dumps({"runtime": f"llama.cpp (llama-cpp-python {llama_cpp.__version__}), {Path(path).name} as is",

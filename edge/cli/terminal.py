@@ -140,10 +140,7 @@ def manifest(m: Manifest, where: str) -> Group:
         same.setdefault(s["reason"], []).append(f"{s['variant']} ({s['format']} {s['precision']})")
     for reason, names in same.items():
         parts.append(Text(f"not built: {', '.join(names)}: {reason}", style="dim"))
-    said = set(same)
     for note in m.notes:
-        if any(note.endswith(reason) and "not built" in note for reason in said):
-            continue  # the same fact as a "not built" line above
         parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)
 

@@ -18,7 +18,7 @@ quantizer and said so in the recipe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,7 @@ class Source:
 
     path: Path
     tensors: list[Any]
+    _first: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: Path) -> "Source":
@@ -200,8 +201,12 @@ class Source:
         for t in self.tensors:
             if (int(t.shape[1]), int(t.shape[0])) != (rows, cols):
                 continue
+            if t.name not in self._first:  # dequantized once: its first column tells the candidates apart
+                self._first[t.name] = gguf.quants.dequantize(t.data, t.tensor_type).reshape(rows, cols)[:, 0].copy()
+            if not np.array_equal(np.sort(self._first[t.name]), np.sort(weight[:, 0])):
+                continue
             floats = gguf.quants.dequantize(t.data, t.tensor_type).reshape(rows, cols)
-            if np.array_equal(floats[:, 0], weight[:, 0]) and np.array_equal(floats, weight):
+            if np.array_equal(floats, weight):
                 return t, None
             order = _row_order(floats, weight)  # llama's q/k rows are permuted by the converter
             if order is not None:
@@ -211,8 +216,6 @@ class Source:
 
 def _row_order(floats: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
     """``order`` with ``floats[order] == weight``, or None when the rows are not the same set."""
-    if not np.array_equal(np.sort(floats[:, 0]), np.sort(weight[:, 0])):
-        return None
     where = {row.tobytes(): i for i, row in enumerate(floats)}
     if len(where) != len(floats):
         return None
@@ -220,31 +223,33 @@ def _row_order(floats: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
     return None if (order < 0).any() else order
 
 
-def matmul_nbits(node: Any, blocks: Blocks, graph: Any) -> tuple[Any, np.ndarray]:
+def matmul_nbits(node: Any, blocks: Blocks, graph: Any) -> tuple[Any, np.ndarray, np.ndarray]:
     """A MatMulNBits node (8 bits) computing the MatMul ``node`` from ``blocks`` ([N, K]), its
     initializers added to ``graph``, and the weights it computes with (to check against the graph's)."""
     from onnx import helper
 
     n, k = blocks.q.shape
-    names, rebuilt = _initializers(node.input[1], blocks, graph, packed=True)
+    names, rebuilt, scale = _initializers(node.input[1], blocks, graph, packed=True)
     new = helper.make_node("MatMulNBits", [node.input[0], *names], list(node.output), name=f"{node.name}_{blocks.kind}",
                            domain="com.microsoft", K=k, N=n, bits=8, block_size=blocks.sub,
                            accuracy_level=ACCURACY_LEVEL)
-    return new, rebuilt
+    return new, rebuilt, scale
 
 
-def gather_quantized(node: Any, blocks: Blocks, graph: Any) -> tuple[Any, np.ndarray]:
+def gather_quantized(node: Any, blocks: Blocks, graph: Any) -> tuple[Any, np.ndarray, np.ndarray]:
     """A GatherBlockQuantized node (8 bits) looking rows up in ``blocks`` ([rows, N]) for the Gather ``node``."""
     from onnx import helper
 
-    names, rebuilt = _initializers(node.input[0], blocks, graph, packed=False)
+    names, rebuilt, scale = _initializers(node.input[0], blocks, graph, packed=False)
     new = helper.make_node("GatherBlockQuantized", [names[0], node.input[1], *names[1:]], list(node.output),
                            name=f"{node.name}_{blocks.kind}", domain="com.microsoft", gather_axis=0,
                            quantize_axis=1, block_size=blocks.sub, bits=8)
-    return new, rebuilt
+    return new, rebuilt, scale
 
 
-def _initializers(weight: str, blocks: Blocks, graph: Any, packed: bool) -> tuple[list[str], np.ndarray]:
+def _initializers(weight: str, blocks: Blocks, graph: Any, packed: bool) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The codes, scales and zero points as initializers of ``graph``; their names, the weights they
+    give, and the scales (the 8-bit step of each block)."""
     from onnx import numpy_helper
 
     codes, scale, zero = to_uint8(blocks)
@@ -256,7 +261,7 @@ def _initializers(weight: str, blocks: Blocks, graph: Any, packed: bool) -> tupl
                               numpy_helper.from_array(flat(scale), f"{base}.scale"),
                               numpy_helper.from_array(flat(zero), f"{base}.zero")])
     rebuilt = scale[..., None] * (codes.astype(np.float32) - zero[..., None].astype(np.float32))
-    return [f"{base}.q", f"{base}.scale", f"{base}.zero"], rebuilt.reshape(rows, cols)
+    return [f"{base}.q", f"{base}.scale", f"{base}.zero"], rebuilt.reshape(rows, cols), scale
 
 
 def _axis(node: Any) -> int:
@@ -292,8 +297,8 @@ def carry(model: Any, path: Path, keep_float: list[str]) -> dict[str, Any]:
             blocks = blocks.rows(order)
             permuted += 1
         make = gather_quantized if gather else matmul_nbits
-        new, rebuilt = make(node, blocks, model.graph)
-        worst = max(worst, _steps(rebuilt, rows, blocks))
+        new, rebuilt, scale = make(node, blocks, model.graph)
+        worst = max(worst, _steps(rebuilt, rows, scale, blocks.sub))
         if worst > 0.51:  # each weight must be the file's, to within half of its 8-bit step
             raise ExportError(f"GGUF tensor {tensor.name} ({tensor.tensor_type.name}): its 8-bit form is {worst:.2f} "
                               "steps away from the weights transformers decoded", hint="report this file's type")
@@ -308,10 +313,9 @@ def carry(model: Any, path: Path, keep_float: list[str]) -> dict[str, Any]:
     return {"carried": kinds, "permuted_rows": permuted, "max_error_in_8bit_steps": round(worst, 4)}
 
 
-def _steps(rebuilt: np.ndarray, weight: np.ndarray, blocks: Blocks) -> float:
-    """The largest |rebuilt - weight|, in units of the 8-bit step of its block."""
-    _, scale, _ = to_uint8(blocks)
-    step = np.repeat(np.abs(scale), blocks.sub, axis=1)
+def _steps(rebuilt: np.ndarray, weight: np.ndarray, scale: np.ndarray, sub: int) -> float:
+    """The largest |rebuilt - weight|, in units of the 8-bit step (``scale``) of its block."""
+    step = np.repeat(np.abs(scale), sub, axis=1)
     diff = np.abs(rebuilt - weight)
     with np.errstate(divide="ignore", invalid="ignore"):
         err = np.where(step > 0, diff / step, np.where(diff > 0, np.inf, 0.0))

@@ -139,7 +139,6 @@ def _variants(wanted, profile, options, fp32: Path, work: Path, lm: CausalLM, ge
         regrid = [v for v in todo if v.precision == "int4-weights"]
         todo = [v for v in todo if v not in regrid]
         outcome.skipped += [variants.skip(v, GGUF_INT4) for v in regrid]
-        outcome.notes += [f"variant '{v.name}' not built: {GGUF_INT4}" for v in regrid]
     if not todo:
         return outcome
     gate = replace(profile.gate, **{k: v for k, v in options.gate.items() if v is not None})

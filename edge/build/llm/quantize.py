@@ -96,8 +96,9 @@ def carried(fp32: Path, out: Path, gguf: Path, keep_float: list[str]) -> dict[st
         info = blocks.carry(model, gguf, keep_float)
     except (ValueError, KeyError) as exc:
         raise ExportError(f"carrying the blocks of {gguf.name} over failed: {first_line(exc)}") from exc
+    inits = {t.name for t in model.graph.initializer}
     left = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in keep_float
-            and any(i in {t.name for t in model.graph.initializer} for i in n.input[1:])]
+            and any(i in inits for i in n.input[1:])]
     onnx.save(model, str(out))
     return {"tool": f"edge GGUF blocks -> MatMulNBits / GatherBlockQuantized ({_tool().split(' (')[0]})",
             "mode": f"the GGUF's own blocks at 8 bits ({blocks.describe(info['carried'])})",
