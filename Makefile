@@ -49,17 +49,16 @@ demo: $(STAMP) $(GEMMA)
 # install it: anyone else is told so, and the test then says it was skipped (CI sets
 # EDGE_REQUIRE_CHROMIUM=1, which makes a missing Chromium a failure instead).
 CHROMIUM := /usr/bin/chromium
+# The remote-device tests start Debian's OpenSSH server on 127.0.0.1 (skipped where it is missing).
+SSHD := /usr/sbin/sshd
 
 $(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the HTML render test"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-	        || echo "chromium could not be installed: the HTML render test will be skipped"; \
-	else \
-	    echo "chromium is missing and only root with apt-get can install it: the HTML render test will be skipped"; \
-	fi
+	@sh tests/debian-package.sh chromium "the HTML render test"
 
-test: $(STAMP) $(CHROMIUM)
+$(SSHD):
+	@sh tests/debian-package.sh openssh-server "the remote-device tests"
+
+test: $(STAMP) $(CHROMIUM) $(SSHD)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

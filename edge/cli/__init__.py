@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from edge import __version__
 from edge.core import catalog
+from edge.cli import remote
 from edge.cli import terminal as render
 from edge.core.errors import EdgeError, UsageError
 
@@ -86,9 +87,13 @@ def targets_show(name: str) -> None:
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"),
               help="Read /proc and /sys below this folder (a recorded tree).")
 @click.option("--json", "as_json", is_flag=True, help="Print the detection as JSON.")
-def detect(root: Path, as_json: bool) -> None:
-    """Say which target this machine is, and why."""
+@remote.options
+def detect(root: Path, as_json: bool, **remote_params) -> None:
+    """Say which target this machine (or each --device) is, and why."""
     from edge.device.detect import detect as run_detect
+
+    if remote.wanted(remote_params):
+        return remote.detect(remote_params, as_json, out, err)
 
     found = run_detect(root)
     if as_json:
@@ -179,15 +184,19 @@ def inspect(bundle: Path, as_json: bool) -> None:
 @click.option("--threads", type=int, help="Threads (default: the profile's).")
 @click.option("--target", default="auto", show_default=True, help="Run a bundle built for another target anyway by naming it.")
 @click.option("--save", type=click.Path(path_type=Path), help="Write the outputs to this .npz.")
+@remote.options
 def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], prompt: str | None, max_new_tokens: int,
         temperature: float, top_k: int, top_p: float, seed: int | None, stop: tuple[str, ...], chat: bool,
-        runtime, threads, target, save) -> None:
+        runtime, threads, target, save, **remote_params) -> None:
     """Run BUNDLE (or a .onnx/.tflite file) once on an input and print the outputs, or generate from --prompt."""
     import edge
     from edge.device import inputs as raw
 
     if sum(map(bool, (input_path, text, prompt))) != 1:
         raise UsageError("give exactly one of --input FILE, --text SENTENCE or --prompt TEXT")
+    if remote.wanted(remote_params):
+        forwarded = _forward(click.get_current_context(), exclude={"bundle", "input_path", "save"})
+        return remote.run(bundle, {**remote_params, "input_path": input_path, "save": save}, forwarded, out, err)
     model = edge.load(bundle, target=target, runtime=runtime, threads=threads)
     if prompt is not None:
         return _generate(model, prompt, max_new_tokens, stop=stop, chat=chat, temperature=temperature, top_k=top_k,
@@ -239,17 +248,28 @@ def _generate(model, prompt: str, max_new_tokens: int, **options) -> None:
 @click.option("--meter", help="Use this energy meter instead of the target's list.")
 @click.option("--allow-estimate", is_flag=True, help="Try the estimating meter last (its figures are labelled as estimates).")
 @click.option("--idle", type=float, default=2.0, show_default=True, help="Seconds of idle baseline before each timed loop, when a meter is found.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="JSON result to write (default: profile-NAME.json here).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="JSON result to write (default: profile-NAME.json here); with --device or --fleet, a folder.")
 @click.option("--sysfs-root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), hidden=True)
+@remote.options
 def profile_command(path, artifacts, target, runtime, threads, runs, duration, warmup, input_path, dims, prompt_tokens,
-                    new_tokens, meter, allow_estimate, idle, output, sysfs_root) -> None:
-    """Measure latency, memory and energy of PATH (a bundle, or a .onnx/.tflite file), each configuration in a fresh process."""
+                    new_tokens, meter, allow_estimate, idle, output, sysfs_root, **remote_params) -> None:
+    """Measure latency, memory and energy of PATH (a bundle, or a .onnx/.tflite file), each configuration in a fresh process.
+
+    With --device or --fleet it runs on each device instead, and -o names a folder with one JSON per device.
+    """
     from dataclasses import replace
 
     from rich.progress import Progress, TimeElapsedColumn
 
     from edge.device import profiler
     from edge.cli.profile_table import render as profile_table
+
+    if remote.wanted(remote_params):
+        forwarded = _forward(click.get_current_context(), exclude={"path", "input_path", "output", "sysfs_root"})
+        return remote.profile(path, {**remote_params, "input_path": input_path, "output": output}, forwarded, out, err)
+    if output is not None and output.is_dir():
+        raise UsageError(f"{output} is a folder", hint="-o names the JSON file to write (a folder only with --device or --fleet)")
 
     options = profiler.ProfileOptions(
         target=target, runtime=runtime, threads=profiler.parse_threads(threads), runs=runs, duration_s=duration,
@@ -260,6 +280,8 @@ def profile_command(path, artifacts, target, runtime, threads, runs, duration, w
 
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=escape(label))
+            if not err.is_terminal:  # a log or a remote host sees one line per configuration instead of a bar
+                err.print(f"[{done}/{total}] {escape(label)}", highlight=False, soft_wrap=True)
 
         result = profiler.profile(path, replace(options, on_progress=progress))
     out.print(profile_table(result, out.width))
@@ -310,6 +332,26 @@ def _parse_dims(items: tuple[str, ...]) -> dict[str, int]:
             raise UsageError(f"bad --dim '{item}'", hint="write NAME=N with N >= 1, e.g. --dim sequence=128")
         dims[name] = int(value)
     return dims
+
+
+def _forward(ctx: click.Context, exclude: set[str]) -> list[str]:
+    """The options the user gave, as an argument list for the same command on a device (remote ones left out)."""
+    from click.core import ParameterSource
+
+    local = {"devices", "fleet", "bootstrap", "accept_new_host_keys", "ssh_config", "timeout_s", "debug"} | exclude
+    argv: list[str] = []
+    for param in ctx.command.params:
+        if param.name in local or not isinstance(param, click.Option):
+            continue
+        if ctx.get_parameter_source(param.name) not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        value = ctx.params[param.name]
+        if param.is_flag:
+            argv += [param.opts[0]] if value else list(param.secondary_opts[:1])
+            continue
+        for item in value if param.multiple else (value,):
+            argv += [param.opts[0], str(item)]
+    return argv
 
 
 def _with_progress(options, status, started: float):

@@ -15,6 +15,8 @@ place that maps them to a message, a hint and an exit code::
     ├── ValidationError            exit 7   an artifact's outputs are beyond the tolerance
     ├── OutputExistsError          exit 8   the output folder exists and --force was not given
     ├── MissingDependencyError     exit 9   an optional extra is not installed
+    ├── DeviceError                exit 10  a remote device: unreachable, refused its host key,
+    │                                       dropped the connection, timed out, or failed there
     └── MeterError                 exit 1   an energy meter stopped measuring mid-run (the
                                             profiler records energy as unavailable instead)
 
@@ -113,6 +115,12 @@ def require(module: str, extra: str = "export", package: str | None = None):
         ) from exc
 
 
+class DeviceError(EdgeError):
+    """A remote device that could not be reached, was not trusted, dropped the connection or timed out."""
+
+    exit_code = 10
+
+
 class MeterError(EdgeError):
     """A meter that was available stopped measuring during the run (sensor gone, battery plugged in)."""
 
@@ -128,3 +136,13 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def last_line(text: str, limit: int = 300, default: str = "no message") -> str:
+    """The last non-empty line of a tool's output (where ssh and CLIs put the reason they stopped).
+
+    >>> last_line("warming up\nerror: no such file\n")
+    'error: no such file'
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("@@@")]
+    return lines[-1][:limit] if lines else default

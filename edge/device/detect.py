@@ -1,8 +1,9 @@
 """Which target is this machine, and why.
 
 Everything is read below a root folder (``/`` on a real device) so tests can feed trees
-recorded on a Raspberry Pi, a mini PC or a phone: /proc/cpuinfo, /proc/device-tree/model,
-/proc/meminfo and /sys/devices/system/cpu/cpuN/{cpu_capacity,cpufreq/cpuinfo_max_freq}.
+recorded on a Raspberry Pi, a mini PC or a phone: /proc/cpuinfo, /proc/device-tree/model
+(or /sys/firmware/devicetree/base/model), /proc/meminfo and
+/sys/devices/system/cpu/cpuN/{cpu_capacity,cpufreq/cpuinfo_max_freq}.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def read_facts(root: str | Path = "/") -> MachineFacts:
         )
         for i in indices
     )
-    board = read_text(root / "proc/device-tree/model")
+    # /proc/device-tree is a link to the firmware's tree in sysfs; read either (a container or an
+    # emulated board may have one without the other).
+    board = read_text(root / "proc/device-tree/model") or read_text(root / "sys/firmware/devicetree/base/model")
     meminfo = read_text(root / "proc/meminfo") or ""
     mem = re.search(r"^MemTotal:\s+(\d+)\s*kB", meminfo, re.M)
     return MachineFacts(
