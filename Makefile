@@ -12,7 +12,7 @@ OPTIMUM := .venv-optimum/.edge-installed
 LLAMACPP := .venv-llamacpp/.edge-installed
 GENAI    := .venv-genai/.edge-installed
 
-.PHONY: install demo test test-fast test-unprivileged bench clean
+.PHONY: install demo test test-fast test-unprivileged test-arm64 bench clean
 
 install: $(STAMP)
 
@@ -68,6 +68,17 @@ test-fast: $(STAMP)
 # root: RAPL counters unreadable, nothing writable outside the user's own folders.
 test-unprivileged: $(STAMP)
 	sh tests/unprivileged.sh $(VENV)
+
+# The emulated Raspberry Pi 4 and 5 (Debian bookworm arm64 under QEMU, in a chroot; root only):
+# the root is cached in EDGE_ARM64_CACHE (outside the clone), edge's wheel is built from this
+# checkout and its aarch64 dependencies fetched by the host's pip, the README's Raspberry Pi steps
+# install it inside, then the device tests, edge profile/run on host-exported bundles and
+# edge profile --device ssh:// against an sshd inside run for both CPUs. Correctness only.
+export EDGE_ARM64_CACHE ?= /var/cache/edge-arm64
+
+test-arm64: $(STAMP)
+	bash tests/arm64/lane.sh prepare
+	@if [ "$$(id -u)" = 0 ]; then EDGE_ARM64=1 $(BIN)/python -m pytest -p no:cacheprovider tests/arm64; fi
 
 # optimum's quantization presets, for comparison only: optimum-onnx pins transformers<4.58,
 # so it lives in an environment of its own. If it cannot be installed the benchmark says so.

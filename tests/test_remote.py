@@ -174,7 +174,7 @@ def test_fleet_with_a_device_that_drops(edge_cli, tmp_path, digits_bundle):
         assert result.code == 10, result
         assert sorted(p.name for p in out.glob("*.json")) == ["pi-a.json", "pi-b.json"]
         assert "1 of 3 devices failed (2 finished)" in result.stderr
-        assert "pi-c" in result.stderr and "connection dropped" in result.stderr
+        assert "pi-c" in result.stderr and "connection dropped" in result.stderr, result
         again = edge_cli(*args)  # a rerun skips the two finished devices and tries the third again
         assert again.code == 10 and again.stdout.count("skipped pi-") == 2 and "connection dropped" in again.stderr
     finally:

@@ -157,6 +157,7 @@ def test_bare_onnx_and_tflite_files(digits_bundle):
         model.run(np.zeros((1, 76, 32, 2), np.float32))
 
 
+@pytest.mark.export
 def test_layout_adaptation_declared_in_the_manifest(tmp_path):
     """A model that wants NHWC, fed NCHW because the manifest says so."""
     import onnx

@@ -22,6 +22,7 @@ import logging
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 # BatchMode: never prompt (a prompt would hang a fleet); keepalives notice a device that vanished
 # within about 15 s; ConnectTimeout bounds an unreachable one.
 OPTIONS = ("-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-           "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR")
+           "-o", "ConnectTimeout=15")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class SshTransport:
         self.device = device
         # a socket path must stay under ~100 bytes: a digest, not the name
         self._control = control_dir / hashlib.sha1(device.url.encode()).hexdigest()[:16]
+        self._log = self._control.with_suffix(".log")
         self._checking = "accept-new" if accept_new_host_key else "yes"
         self._connected = False
 
@@ -80,28 +82,33 @@ class SshTransport:
 
     def connect(self, timeout: float = 60.0) -> None:
         """Open the master connection: host key check and login happen here, once."""
-        argv = self._ssh("-o", "ControlMaster=yes", "-o", "ControlPersist=120", "-f", "-N")
-        # -f leaves a background master holding stdout and stderr: give it a file, not a pipe we would wait on.
-        import tempfile
-
-        with tempfile.TemporaryFile() as errors:
-            try:
-                done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, timeout=timeout)
-            except subprocess.TimeoutExpired as exc:
-                raise DeviceError(f"{self.device.name}: no SSH connection within {timeout:.0f} s") from exc
-            except FileNotFoundError as exc:
-                raise DeviceError("the 'ssh' command is not installed", hint="install OpenSSH's client (apt install openssh-client)") from exc
-            errors.seek(0)
-            text = errors.read().decode("utf-8", "replace")
+        # -f leaves the master in the background; -E gives it a log instead of our stderr, where it
+        # says why it failed now, or why the connection died later (a session through it only exits 255).
+        self._log.unlink(missing_ok=True)
+        argv = self._ssh("-o", "ControlMaster=yes", "-o", "ControlPersist=120", "-o", "LogLevel=INFO", "-f", "-N",
+                         "-E", str(self._log))
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise DeviceError(f"{self.device.name}: no SSH connection within {timeout:.0f} s") from exc
+        except FileNotFoundError as exc:
+            raise DeviceError("the 'ssh' command is not installed", hint="install OpenSSH's client (apt install openssh-client)") from exc
         if done.returncode != 0:
-            raise connection_error(self.device, text)
+            raise connection_error(self.device, self._master_log() + done.stderr.decode("utf-8", "replace"))
         self._connected = True
+
+    def _master_log(self) -> str:
+        try:
+            return self._log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def run(self, argv: list[str], *, timeout: float, stdin: Iterable[bytes] | None = None,
             on_stdout: Callable[[bytes], None] | None = None,
             on_stderr: Callable[[str], None] | None = None) -> Completed:
         """Run ``argv`` on the device; stream its output to the callbacks; kill it after ``timeout`` s."""
-        command = self._ssh("-o", "ControlMaster=no") + [shlex.join(argv)]
+        command = self._ssh("-o", "ControlMaster=no", "-o", "LogLevel=ERROR") + [shlex.join(argv)]
         log.debug("ssh %s: %s", self.device.name, shlex.join(argv)[:300])
         proc = subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -125,6 +132,9 @@ class SshTransport:
                 thread.join(timeout=5)
         stderr = "\n".join(err[-40:])
         if code == 255:
+            if not stderr.strip():  # through the master, the reason is in its log (written a moment later)
+                time.sleep(0.3)
+                stderr = self._master_log()
             raise dropped_error(self.device, stderr)
         return Completed(code, b"".join(out), stderr)
 
@@ -153,7 +163,7 @@ def connection_error(device: Device, stderr: str) -> DeviceError:
 
 
 def dropped_error(device: Device, stderr: str) -> DeviceError:
-    return DeviceError(f"{device.name}: the connection dropped during the run ({last_line(stderr, 200, 'ssh gave no reason')})",
+    return DeviceError(f"{device.name}: the connection dropped during the run ({last_line(stderr, 200, 'closed, or stopped answering')})",
                        hint="the device rebooted, lost power or network; rerun to retry it (finished devices are skipped)")
 
 
