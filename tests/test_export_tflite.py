@@ -191,7 +191,10 @@ def test_tflite_needs_a_fixed_size_for_every_open_axis(edge_cli, tmp_path, minil
 
 
 def test_a_format_the_profile_lacks_is_refused(edge_cli, tmp_path):
-    result = edge_cli("export", DIGITS, "-t", "x86-64-generic", "-o", tmp_path / "b", "--format", "tflite")
+    onnx_only = tmp_path / "onnx-only.toml"
+    onnx_only.write_text('extends = "x86"\n[[variants]]\nname = "fp32"\nprecision = "fp32"\n')
+    result = edge_cli("export", DIGITS, "-t", "x86-64-generic", "--profile", onnx_only, "-o", tmp_path / "b",
+                      "--format", "tflite")
     assert result.code == 2 and "builds no tflite artifacts" in result.stderr, result
 
 
