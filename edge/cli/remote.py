@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -48,14 +49,9 @@ def devices_of(params: dict) -> list[Device]:
     found = [Device.parse(url, ssh_config=config) for url in params.get("devices") or ()]
     if params.get("fleet"):
         fleet = load_fleet(params["fleet"])
-        found += [d if d.ssh_config or not config else _with_config(d, config) for d in fleet]
+        found += [d if d.ssh_config or not config else replace(d, ssh_config=config) for d in fleet]
     return unique(found, "--device/--fleet")
 
-
-def _with_config(device: Device, config: Path) -> Device:
-    from dataclasses import replace
-
-    return replace(device, ssh_config=config)
 
 
 def _run_options(command: str, params: dict, out_dir: Path | None, on_line):

@@ -12,7 +12,6 @@ arrived, and a device whose result file exists is skipped on the next run.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.core.errors import EdgeError
+from edge.core.files import write_atomic
 from edge.remote.devices import Device
 from edge.remote.session import Session
 from edge.remote.ssh import SshTransport
@@ -76,8 +76,6 @@ def run_all(devices: list[Device], job: Job, options: RunOptions) -> list[Outcom
                 outcomes[outcome.device.name] = outcome
         except KeyboardInterrupt:
             stop.set()
-            for future, device in futures.items():
-                future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             for future, device in futures.items():
                 if device.name not in outcomes:
@@ -119,14 +117,3 @@ def _one(device: Device, job: Job, options: RunOptions, control: Path, stop: thr
         except Exception:  # closing a connection that already died has nothing left to report
             log.debug("closing %s", device.name, exc_info=True)
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -103,21 +103,15 @@ def test_detect_profile_and_run_on_pi4_and_pi5():
     on_both(check)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_profile_over_ssh_on_the_emulated_pi4(tmp_path):
     """`edge profile --device ssh://root@127.0.0.1:PORT` against an sshd inside the emulated Pi 4."""
-    from tests.sshd import keygen
+    from tests.sshd import free_port, keygen
 
     keys = tmp_path / "keys"
     keys.mkdir()
     keygen(keys / "host_key")
     keygen(keys / "client_key")
-    port = _port()
+    port = free_port()
     server = subprocess.Popen(["bash", str(LANE), "sshd", "4", str(port), str(keys)], stdout=subprocess.DEVNULL,
                               stderr=(tmp_path / "sshd.log").open("wb"), start_new_session=True)
     try:

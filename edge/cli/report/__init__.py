@@ -16,8 +16,6 @@ The layout and the pieces of the page live in ``edge.cli.report.page``; the char
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from edge.core.errors import EdgeError, InputNotFoundError, UsageError
@@ -68,17 +66,11 @@ def render_html(results: list[dict], names: list[str] | None = None) -> str:
 def write(html: str, path: str | Path) -> Path:
     """Write the page to ``path`` atomically (a temporary file beside it, then a rename), so a reader
     never sees half a page; returns the path written."""
+    from edge.core.files import write_atomic
+
     path = Path(path)
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
-        os.replace(tmp, path)
+        write_atomic(path, html.encode("utf-8"))
     except OSError as exc:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
         raise EdgeError(f"cannot write {path}: {exc.strerror or exc}", hint="choose another -o path") from exc
     return path
