@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-SECTIONS = ("quantization", "runtime", "conformance", "profiler", "llm", "mutation")
+SECTIONS = ("quantization", "runtime", "conformance", "profiler", "llm", "tune", "mutation")
 OUT = Path(__file__).resolve().parent.parent / "bench-results"
 
 

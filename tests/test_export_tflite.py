@@ -222,3 +222,33 @@ def test_a_model_of_linear_layers_gets_a_tflite_int8(edge_cli, tmp_path):
     x = np.linspace(-1, 1, 16, dtype=np.float32)[None]
     got = edge.load(tmp_path / "b", target="rpi5", runtime="litert").run({"x": x})["y"]
     assert got.shape == (1, 4) and np.isfinite(got).all()
+
+
+def test_a_layer_kept_float_by_the_repair_stays_float_in_the_file(tmp_path):
+    """The repair names a layer by its op's output tensor; ai-edge-quantizer matches its rule against
+    the op's scope ("name;"), so the rule must match that form or nothing stays float."""
+    import torch
+
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    from edge.build.tflite import convert
+    from edge.core.catalog import Variant
+    from edge.core.specs import TensorSpec
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+    source = tmp_path / "mlp.tflite"
+    convert.convert(net, [TensorSpec("x", "float32", (1, 16))], ["y"], source)
+    first, second = [name for name, _, _ in convert.layers(source)]
+    out = tmp_path / "int8.tflite"
+    convert.quantize(source, out, Variant("tflite-int8", "tflite", "int8-dynamic"), [], keep_float=[first])
+
+    model = fb.read_model(str(out))
+    graph = model.subgraphs[0]
+    weight_types = {}
+    for op in graph.operators:
+        if fb.opcode_to_name(model, op.opcodeIndex) == "FULLY_CONNECTED":
+            output = graph.tensors[op.outputs[0]].name
+            weight_types[output.decode() if isinstance(output, bytes) else output] = graph.tensors[op.inputs[1]].type
+    int8, float32 = 9, 0  # TensorType in the TFLite schema
+    assert weight_types == {first: float32, second: int8}

@@ -160,6 +160,23 @@ def test_profile_on_a_device_copies_only_what_is_missing(edge_cli, device, digit
     assert skip.code == 0 and "skipped" in skip.stdout
 
 
+def test_tune_on_a_device_brings_the_choice_back(edge_cli, device, digits_bundle, tmp_path):
+    import shutil
+
+    from edge.core.bundle import read_manifest
+
+    from conftest import host_target
+
+    bundle = Path(shutil.copytree(digits_bundle, tmp_path / "digits"))
+    done = edge_cli("tune", bundle, "--device", device.device_url, "--ssh-config", device.ssh_config, "--max-minutes", "2")
+    assert done.code == 0, done
+    [tuned] = read_manifest(bundle).tuned  # the loopback device is this machine: its target is the host's
+    assert tuned.target == host_target() and (bundle / tuned.table).is_file()
+    table = json.loads((bundle / tuned.table).read_text())
+    assert table["schema"] == "edge.tune/1" and table["complete"] and "[runtimes]" in done.stderr
+    assert "done" in done.stdout and "chosen:" in done.stdout  # the device's own summary, prefixed with its name
+
+
 def test_fleet_with_a_device_that_drops(edge_cli, tmp_path, digits_bundle):
     first = _device(tmp_path, "a")
     servers = [first, _device(tmp_path, "b", like=first), _device(tmp_path, "c", wrapper=DROP, like=first)]

@@ -82,7 +82,7 @@ def test_load_accepts_the_fixture_and_rejects_other_schemas(tmp_path, x86):
     assert x86["machine"]["target"] == "x86-avx512" and len(x86["results"]) == 5
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({**x86, "schema": "edge.profile/2"}))
-    with pytest.raises(UsageError, match=r"wrong.json is not an edge profile result: it has schema 'edge.profile/2', expected 'edge.profile/1'"):
+    with pytest.raises(UsageError, match=r"wrong.json is not an edge profile or tune result: it has schema 'edge.profile/2', expected 'edge.profile/1' or 'edge.tune/1'"):
         report.load(wrong)
     wrong.write_text(json.dumps([1, 2]))
     with pytest.raises(UsageError, match="has no 'schema' field"):
@@ -100,7 +100,7 @@ def test_cli_wrong_schema_is_one_line_and_exit_2(edge_cli, tmp_path):
     out = tmp_path / "report.html"
     result = edge_cli("report", FIXTURE, bad, "-o", out)
     assert result.code == 2, result
-    assert "error: " in result.stderr and "is not an edge profile result" in result.stderr and "edge.profile/1" in result.stderr
+    assert "error: " in result.stderr and "is not an edge profile or tune result" in result.stderr and "edge.profile/1" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
 
 

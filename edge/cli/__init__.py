@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -198,6 +199,8 @@ def run(bundle: Path, input_path: Path | None, text: tuple[str, ...], prompt: st
         forwarded = _forward(click.get_current_context(), exclude={"bundle", "input_path", "save"})
         return remote.run(bundle, {**remote_params, "input_path": input_path, "save": save}, forwarded, out, err)
     model = edge.load(bundle, target=target, runtime=runtime, threads=threads)
+    for note in model.choice.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if prompt is not None:
         return _generate(model, prompt, max_new_tokens, stop=stop, chat=chat, temperature=temperature, top_k=top_k,
                          top_p=top_p, seed=seed)
@@ -289,6 +292,64 @@ def profile_command(path, artifacts, target, runtime, threads, runs, duration, w
     err.print(f"wrote {written}", highlight=False, soft_wrap=True)
     if result.best is None:
         raise EdgeError("no configuration could be measured", hint=f"the errors are listed above and in {written}")
+
+
+@main.command("tune")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--objective", type=click.Choice(["latency", "memory", "energy"]), default="latency", show_default=True,
+              help="What to minimise: median latency (per token for a language model), peak memory, or energy per inference.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Stop measuring after this long; the choice is then the best of what was measured.")
+@click.option("--fresh", is_flag=True, help="Discard the measurements of an earlier run instead of resuming it.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Size of a dynamic axis (default: the size the bundle was exported at).")
+@click.option("--prompt-tokens", type=click.IntRange(1), default=128, show_default=True,
+              help="Language models: prompt length read before the first token (each round is one generation).")
+@click.option("--sysfs-root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), hidden=True)
+@remote.options
+def tune_command(bundle, objective, max_minutes, fresh, dims, prompt_tokens, sysfs_root, **remote_params) -> None:
+    """Measure BUNDLE's configurations here (or on --device) and keep the best in it for this machine's target.
+
+    Every artifact that passed its gate, in every runtime that runs it, at every thread count, then
+    the runtime settings that matter; clearly slower configurations are dropped early. Ctrl-C or the
+    time limit keep what was measured: the same command resumes.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from edge.cli.tune_table import render as tune_table, summary
+    from edge.device.tune import TuneOptions, tune
+
+    if remote.wanted(remote_params):
+        forwarded = _forward(click.get_current_context(), exclude={"bundle", "sysfs_root"})
+        return remote.tune(bundle, remote_params, forwarded, out, err)
+    options = TuneOptions(objective=objective, max_minutes=max_minutes, fresh=fresh, dims=_parse_dims(dims),
+                          prompt_tokens=prompt_tokens, root=sysfs_root)
+    limit = max_minutes * 60
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[left]}"))
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("planning", total=limit, left="")
+
+        def progress(state: dict) -> None:
+            left = state["seconds_left"]
+            text = f"{int(left // 60)}:{int(left % 60):02d} left of the limit · {state['measured']} measured"
+            bar.update(task, completed=limit - left, description=escape(f"{state['stage']}: {state['label']}"), left=text)
+            if not err.is_terminal:
+                err.print(escape(f"[{state['stage']}] {state['label']} ({text})"), highlight=False, soft_wrap=True)
+
+        try:
+            outcome = tune(bundle, replace(options, on_progress=progress))
+        except KeyboardInterrupt:
+            err.print(f"interrupted: what was measured is kept in {bundle}/tune/; run the same command to go on",
+                      highlight=False, soft_wrap=True)
+            raise SystemExit(130)
+    out.print(tune_table(outcome.table))
+    for line in summary(outcome.table):
+        out.print(escape(line), highlight=False, soft_wrap=True)
+    for note in outcome.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    if outcome.choice is None:
+        raise EdgeError("no configuration could be measured", hint=f"the errors are in {outcome.path}")
+    err.print(f"wrote {outcome.path} and the tuned choice for {outcome.table['target']} into {bundle}/manifest.json "
+              "(edge.load follows it on this machine class)", highlight=False, soft_wrap=True)
 
 
 @main.command("report")

@@ -60,8 +60,9 @@ def notes(result: ProfileResult) -> list[str]:
     for r in result.results:
         g = r.generation
         if g:
-            lines.append(f"{r.artifact.name}/{r.runtime.threads}t: time to first token {_ms(g['ttft_ms']['p50'])} ms "
-                         f"({g['prompt_tokens']}-token prompt, p50 of {g['generations']}), decode "
+            first = (f"{_ms(g['ttft_ms']['p50'])} ms ({g['prompt_tokens']}-token prompt, p50 of {g['generations']})"
+                     if g["ttft_ms"] else "not measured (the runs ended inside the warm-up's generation: raise --runs)")
+            lines.append(f"{r.artifact.name}/{r.runtime.threads}t: time to first token {first}, decode "
                          f"{g['decode_tokens_per_s'] or 0:.1f} tokens/s ({g['new_tokens']} per generation), "
                          f"peak memory {_mb(r.memory_mb.peak if r.memory_mb else None)} MB")
     if result.best:

@@ -19,7 +19,7 @@ from rich.markup import escape
 from edge.core.errors import DeviceError, last_line, UsageError
 from edge.remote.devices import Device, load_fleet, unique
 
-TIMEOUTS = {"profile": 3600.0, "run": 900.0, "detect": 300.0}  # seconds per device, login to result
+TIMEOUTS = {"profile": 3600.0, "run": 900.0, "detect": 300.0, "tune": 3600.0}  # seconds per device, login to result
 
 
 def options(command):
@@ -132,6 +132,52 @@ def profile(path: Path, params: dict, forwarded: list[str], out, err) -> None:
 
     err.print(f"profiling {path} on {len(devices)} device(s); results in {out_dir}/", highlight=False, soft_wrap=True)
     _run(devices, job, _run_options("profile", params, out_dir, _lines(err)), out, err)
+
+
+def tune(bundle: Path, params: dict, forwarded: list[str], out, err) -> None:
+    """``edge tune`` on each device; each device's table and tuned choice come back into BUNDLE."""
+    import threading
+
+    from edge.core.bundle import read_manifest
+
+    read_manifest(bundle)  # a missing or damaged bundle fails here, before any connection
+    devices = devices_of(params)
+    lock = threading.Lock()
+
+    def job(session) -> None:
+        remote = session.push(bundle)
+        argv = ["tune", remote, *forwarded]
+        done = session.edge(argv, on_stdout=_prefixed(session.device, out), on_stderr=session.progress)
+        if done.returncode != 0:
+            raise DeviceError(f"{session.device.name}: edge tune failed there (exit {done.returncode}): {last_line(done.stderr)}")
+        manifest = session.fetch(f"{remote}/manifest.json")
+        with lock:  # devices finish in any order; each adds its own target's choice
+            merge_tuned(bundle, manifest, lambda name: session.fetch(f"{remote}/{name}"), session.device)
+        return None
+
+    err.print(f"tuning {bundle} on {len(devices)} device(s)", highlight=False, soft_wrap=True)
+    _run(devices, job, _run_options("tune", params, None, _lines(err)), out, err)
+
+
+def merge_tuned(bundle: Path, data: bytes, fetch, device: Device) -> None:
+    """Take the device's tuned choices (and their tables, read by ``fetch(name)``) into the local bundle."""
+    from edge.core import schema
+    from edge.core.bundle import Manifest, check, read_manifest, write_manifest
+    from edge.core.errors import ConfigError
+    from edge.core.files import write_atomic
+
+    try:
+        theirs = schema.load(Manifest, json.loads(data.decode("utf-8")), f"{device.name}:manifest.json")
+        check(theirs, f"{device.name}:manifest.json")
+    except (UnicodeDecodeError, json.JSONDecodeError, ConfigError) as exc:
+        raise DeviceError(f"{device.name}: the manifest that came back is not valid ({exc})") from exc
+    ours = read_manifest(bundle)
+    if [a.sha256 for a in theirs.artifacts] != [a.sha256 for a in ours.artifacts]:
+        raise DeviceError(f"{device.name}: the bundle there holds other artifacts than {bundle}")
+    for tuned in theirs.tuned:
+        write_atomic(bundle / tuned.table, fetch(tuned.table))
+        ours.tuned = [t for t in ours.tuned if t.target != tuned.target] + [tuned]
+    write_manifest(bundle, ours)
 
 
 def run(bundle: Path, params: dict, forwarded: list[str], out, err) -> None:

@@ -111,8 +111,7 @@ def manifest(m: Manifest, where: str) -> Group:
     for col in ("variant", "file", "precision", "size", "check", "ms"):
         arts.add_column(col, no_wrap=True)
     for a in m.artifacts:
-        check = a.gate if a.gate is not None else a.validation
-        verdict = Text("passed", style="green") if check.get("passed") else Text("FAILED", style="bold red")
+        verdict = Text("passed", style="green") if a.passed else Text("FAILED", style="bold red")
         latency = f"{a.latency['median_ms']:.2f}" if a.latency else "-"
         arts.add_row(*map(Text, (a.name, a.path, a.precision, _size(a.size))), verdict, Text(latency))
     parts: list[Any] = [head, Text(), io, Text(), arts]
@@ -142,6 +141,10 @@ def manifest(m: Manifest, where: str) -> Group:
         parts.append(Text(f"not built: {', '.join(names)}: {reason}", style="dim"))
     for note in m.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
+    if m.tuned:
+        from edge.cli.tune_table import tuned_lines
+
+        parts += [Text(line, style="cyan") for line in tuned_lines(m.tuned)]
     return Group(*parts)
 
 

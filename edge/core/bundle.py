@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from edge.core import schema
-from edge.core.catalog import FORMATS, MAX_THREADS, PRECISIONS, Profile, Target
+from edge.core.catalog import FORMATS, MAX_THREADS, OPTIMIZATION_LEVELS, PRECISIONS, RUNTIMES, Knobs, Profile, Target
 from edge.core.errors import ConfigError, InputNotFoundError, InvalidModelError, OutputExistsError, first_line
 from edge.core.specs import MAX_ELEMENTS, check_spec_json
 
@@ -46,6 +46,12 @@ class Artifact:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def passed(self) -> bool:
+        """Passed its accuracy gate (a quantized artifact) or its validation against the source (fp32)."""
+        check = self.gate if self.gate is not None else self.validation
+        return bool(check.get("passed", False))
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -60,6 +66,26 @@ class Generation:
     present: str = "present.{layer}.{kv}"  # output names of the grown cache
     positions: str | None = None  # an input choosing which positions get logits (scoring in one call)
     cache_dtype: str = "float32"
+
+
+@dataclass
+class Tuned:
+    """``edge tune``'s choice for one target, measured on one machine of it (``edge.load`` follows it
+    on a machine of the same target, CPU model and CPU count; elsewhere it says why not)."""
+
+    target: str
+    machine: dict[str, Any]  # {"cpu": model, "cpus": count, "arch": ...}: what "the same machine class" means
+    created: str
+    objective: Literal["latency", "memory", "energy"]
+    artifact: str
+    runtime: Literal[RUNTIMES]  # type: ignore[valid-type]
+    threads: int
+    cores: Literal["all", "big", "little"]
+    graph_optimization: Literal[OPTIMIZATION_LEVELS]  # type: ignore[valid-type]
+    knobs: Knobs
+    measured: dict[str, Any]  # the choice's and the profile default's figures, from the same run
+    table: str  # the full table inside the bundle (tune/<target>.json)
+    complete: bool = True  # False: the time limit came first; the best of what was measured
 
 
 @dataclass
@@ -81,6 +107,7 @@ class Manifest:
     # Sizes of named axes the export was told or shown (--dim, the user's data): what the device feeds.
     dims: dict[str, int] = field(default_factory=dict)
     generation: Generation | None = None  # a causal language model: how to drive its decoder
+    tuned: list[Tuned] = field(default_factory=list)  # edge tune's choices, one per target
 
     def to_json(self) -> dict[str, Any]:
         return schema.to_dict(self)
@@ -140,6 +167,10 @@ def check(manifest: Manifest, where: str) -> None:
         _check_artifact(a, f"artifacts[{i}]", names, declared, where)
     if manifest.generation is not None:
         _check_generation(manifest.generation, where)
+    for i, tuned in enumerate(manifest.tuned):
+        _check_tuned(tuned, f"tuned[{i}]", names, where)
+    if len({t.target for t in manifest.tuned}) != len(manifest.tuned):
+        raise ConfigError(f"{where}: key 'tuned' holds two choices for one target")
     unknown = [n for n in manifest.preferred if n not in names]
     if unknown:
         raise ConfigError(f"{where}: key 'preferred' names no artifact of the bundle: {', '.join(map(str, unknown))}")
@@ -155,6 +186,15 @@ def check(manifest: Manifest, where: str) -> None:
                                  and isinstance(text.get("max_length"), int) and 0 < text["max_length"] < 1 << 20):
         raise ConfigError(f"{where}: key 'preprocessing.text' must hold a tokenizer path and a max_length, "
                           f"got {text!r:.80}")
+
+
+def _check_tuned(t: Tuned, key: str, names: list[str], where: str) -> None:
+    if t.artifact not in names:
+        raise ConfigError(f"{where}: key '{key}.artifact' names no artifact of the bundle: {t.artifact!r:.80}")
+    if not 1 <= t.threads <= MAX_THREADS:
+        raise ConfigError(f"{where}: key '{key}.threads' must be 1 to {MAX_THREADS}, got {t.threads!r:.40}")
+    if Path(t.table).is_absolute() or ".." in Path(t.table).parts:
+        raise ConfigError(f"{where}: key '{key}.table' must be a file inside the bundle, got {t.table!r:.80}")
 
 
 def _check_generation(g: Generation, where: str) -> None:
@@ -254,5 +294,8 @@ def staged(destination: Path, force: bool) -> Iterator[Path]:
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Write (or replace, in one rename) the manifest of ``folder``."""
+    from edge.core.files import write_atomic
+
     text = json.dumps(manifest.to_json(), indent=2, sort_keys=False, allow_nan=False)
-    (Path(folder) / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    write_atomic(Path(folder) / MANIFEST, (text + "\n").encode("utf-8"))

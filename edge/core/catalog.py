@@ -92,11 +92,32 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Knobs:
+    """Runtime settings besides threads that change speed or memory (``edge tune`` searches them).
+    Each belongs to one runtime; the others ignore it. The defaults are the runtimes' own."""
+
+    spinning: bool = True  # onnxruntime: intra-op threads spin-wait after a run (a 1-core board loses by it)
+    arena: bool = True  # onnxruntime: the CPU memory arena (less memory without, sometimes slower)
+    disabled_optimizers: list[str] = field(default_factory=list)  # onnxruntime: graph rewrites left out, by name
+    xnnpack: bool = True  # LiteRT, tflite-runtime: the default XNNPACK delegate (off: the builtin kernels)
+    xnnpack_latest: bool = False  # LiteRT: XNNPACK's flag-protected features
+
+    def changed(self) -> dict[str, Any]:
+        """The knobs that differ from the defaults, by name."""
+        default = Knobs()
+        return {k: v for k, v in vars(self).items() if v != getattr(default, k)}
+
+
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     preference: list[Runtime] = field(default_factory=lambda: list(RUNTIMES))
     threads: int = 0  # 0: one per core of the affinity set
     affinity: Literal["all", "big", "little"] = "all"
-    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    graph_optimization: Literal[OPTIMIZATION_LEVELS] = "all"  # type: ignore[valid-type]
+    knobs: Knobs = field(default_factory=Knobs)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ place that maps them to a message, a hint and an exit code::
 
     EdgeError                      exit 1   anything the user can fix that has no finer type
     ├── UsageError                 exit 2   malformed argument: bad spec, bad shape syntax
+    │   └── InputsRefusedError     exit 2   a runtime refused the inputs (shape, dtype, a value
+    │                                       the model checks, such as a sample rate)
     ├── InputNotFoundError         exit 3   a file or folder that is not there
     ├── InvalidModelError          exit 4   truncated/corrupt model, missing external data,
     │                                       a folder that is not a transformers model
@@ -45,6 +47,11 @@ class UsageError(EdgeError):
     """A malformed argument or input: a bad spec, a wrong shape or dtype."""
 
     exit_code = 2
+
+
+class InputsRefusedError(UsageError):
+    """A runtime refused the inputs it was given: wrong shape or dtype, or a value the model
+    itself checks (a voice-activity detector takes a sample rate of 8000 or 16000 only)."""
 
 
 class InputNotFoundError(EdgeError):

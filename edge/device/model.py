@@ -13,14 +13,15 @@ sees it, so a wrong shape is a clear ``InputError``, not a C++ trace.
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from edge.core.bundle import SUFFIXES, Artifact, Manifest, read_manifest
+from edge.core.bundle import SUFFIXES, Artifact, Manifest, Tuned, read_manifest
 from edge.core.catalog import MAX_THREADS
 from edge.core.bundle import verify as verify_artifact
 from edge.core.errors import EdgeError, InputNotFoundError, InvalidModelError, MissingDependencyError, UsageError
@@ -45,6 +46,7 @@ class Choice:
     threads: int
     affinity: list[int] | None
     reason: str
+    notes: tuple[str, ...] = ()  # what the app should know: a tuned choice that does not apply here
 
 
 class Model:
@@ -174,16 +176,23 @@ def load(path: str | os.PathLike, target: str = "auto", runtime: str | Backend |
         return _load_file(path, runtime, threads)
     manifest = read_manifest(path)
     _check_target(manifest, target)
-    artifact, runtime_name, reason = _choose(manifest, runtime, artifact)
-    file = verify_artifact(path, artifact, digest=verify)
     settings = manifest.profile.runtime
+    tuned, notes = _tuned(manifest, runtime, artifact)
+    if tuned is not None:
+        record, (artifact_record, runtime_name, reason) = tuned
+        settings = replace(settings, threads=record.threads, affinity=record.cores,
+                           graph_optimization=record.graph_optimization, knobs=record.knobs)
+    else:
+        artifact_record, runtime_name, reason = _choose(manifest, runtime, artifact)
+    file = verify_artifact(path, artifact_record, digest=verify)
     chosen_backend = runtime if runtime is not None and not isinstance(runtime, str) else backend(runtime_name)
     affinity = _affinity(settings.affinity)
     count = threads if threads is not None else (settings.threads or len(affinity or []) or os.cpu_count() or 1)
-    session = chosen_backend.open(file, threads=count, optimization=settings.graph_optimization)
+    session = chosen_backend.open(file, threads=count, optimization=settings.graph_optimization, knobs=settings.knobs)
+    artifact = artifact_record
     inputs = pinned([TensorSpec.from_json(s) for s in manifest.inputs], artifact.inputs)
     outputs = pinned([TensorSpec.from_json(s) for s in manifest.outputs], artifact.outputs)
-    choice = Choice(artifact.name, chosen_backend.name, chosen_backend.version(), count, affinity, reason)
+    choice = Choice(artifact.name, chosen_backend.name, chosen_backend.version(), count, affinity, reason, tuple(notes))
     hint = (f"'{artifact.name}' is a {artifact.format} artifact with one fixed shape; runtime='onnxruntime' "
             f"(edge run --runtime onnxruntime) picks an ONNX artifact whose axes stay open") if artifact.inputs else None
     model = Model(session, inputs, outputs, choice, artifact.layouts, hint)
@@ -256,8 +265,7 @@ def _choose(manifest: Manifest, runtime: str | Backend | None, named: str | None
         order = [by_name[named]]
     refused = []
     for artifact in order:
-        check = artifact.gate if artifact.gate is not None else artifact.validation
-        if not check.get("passed", False):
+        if not artifact.passed:
             refused.append(f"{artifact.name}: failed its check")
             continue
         names = [n for n in preference if n in for_format(artifact.format)] + [
@@ -283,14 +291,51 @@ def _choose(manifest: Manifest, runtime: str | Backend | None, named: str | None
 
 
 def _affinity(policy: str) -> list[int] | None:
-    """Pin to the big cores of a big.LITTLE machine when the profile asks; None: no pinning."""
-    if policy != "big" or not hasattr(os, "sched_setaffinity"):
+    """Pin to the big (or little) cores of a big.LITTLE machine when the profile or the tuned
+    choice asks; None: no pinning."""
+    if policy == "all" or not hasattr(os, "sched_setaffinity"):
         return None
     from edge.device.detect import read_facts
 
     facts = read_facts("/")
     if not facts.heterogeneous:
         return None
-    cores = facts.big_cores()
+    big = facts.big_cores()
+    cores = big if policy == "big" else sorted(set(os.sched_getaffinity(0)) - set(big))
+    if not cores:
+        return None
     os.sched_setaffinity(0, cores)
     return cores
+
+
+def _tuned(manifest: Manifest, runtime: str | Backend | None,
+           named: str | None) -> tuple[tuple[Tuned, tuple[Artifact, str, str]] | None, list[str]]:
+    """The tuned choice measured on this machine class (target, CPU model, CPU count), checked like
+    any other choice; else None and, when the bundle holds choices for other machines, why not."""
+    if not manifest.tuned or named is not None:
+        return None, []
+    from edge.device.detect import detect
+
+    found = detect("/")
+    cpu, cpus = found.facts.cpu_model, os.cpu_count()
+    mine = next((t for t in manifest.tuned if t.target == found.target and t.machine.get("cpu") == cpu
+                 and t.machine.get("cpus") == cpus), None)
+    if mine is None:
+        others = "; ".join(f"{t.target} ({t.machine.get('cpu')}, {t.machine.get('cpus')} CPUs)" for t in manifest.tuned)
+        note = (f"the bundle's tuned choice was not applied: it was measured on {others}, and this machine is "
+                f"{found.target} ({cpu}, {cpus} CPUs); run 'edge tune' here to tune for it")
+        logging.getLogger("edge").warning(note)
+        return None, [note]
+    wanted = runtime if isinstance(runtime, str) or runtime is None else runtime.name
+    if wanted is not None and wanted != mine.runtime:
+        return None, [f"the tuned choice runs on {mine.runtime}; runtime {wanted} was asked for instead"]
+    try:
+        artifact, name, _ = _choose(manifest, mine.runtime, mine.artifact)
+    except EdgeError as exc:
+        note = f"the tuned choice ({mine.artifact} on {mine.runtime}) cannot run here: {exc.message}"
+        logging.getLogger("edge").warning(note)
+        return None, [note]
+    figure = mine.measured.get("choice", {})
+    value = f": {figure['value']:.4g} {figure['unit']}" if figure.get("value") is not None else ""
+    return (mine, (artifact, name, f"tuned on this machine class ({mine.target}, {cpu}) on {mine.created[:10]} "
+                                   f"for {mine.objective}{value}")), []

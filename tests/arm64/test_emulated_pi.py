@@ -136,6 +136,17 @@ def test_profile_over_ssh_on_the_emulated_pi4(tmp_path):
         doc = json.loads(result.read_text())
         assert (doc["machine"]["arch"], doc["machine"]["target"]) == ("aarch64", "rpi4")
         assert doc["results"] and all(r["error"] is None for r in doc["results"])
+
+        # edge tune there, briefly: the choice comes back into the host's copy for target rpi4
+        import shutil
+
+        bundle = Path(shutil.copytree(WORK / "bundles/rpi4/digits", tmp_path / "digits"))
+        tuned = subprocess.run([sys.executable, "-m", "edge", "tune", str(bundle), "--device", f"ssh://root@127.0.0.1:{port}",
+                                "--ssh-config", str(tmp_path / "ssh_config"), "--max-minutes", "1.5"],
+                               capture_output=True, text=True, timeout=900)
+        assert tuned.returncode == 0, _explain(tuned)
+        (record,) = json.loads((bundle / "manifest.json").read_text())["tuned"]
+        assert record["target"] == "rpi4" and (bundle / record["table"]).is_file()
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # unshare, chroot and sshd: their mounts go with them
         server.wait(timeout=30)

@@ -173,7 +173,8 @@ def quantize(source: Path, out: Path, variant: Variant, calibration: list[dict[s
     else:
         raise UsageError(f"variant '{variant.name}': TFLite has no precision '{variant.precision}'")
     for layer in keep_float:
-        q.update_quantization_recipe(regex=f"^{re.escape(layer)}$", operation_name=ops.ALL_SUPPORTED,
+        # the scope ai-edge-quantizer matches is the op's output names, each followed by ";"
+        q.update_quantization_recipe(regex=f"^{re.escape(layer)};", operation_name=ops.ALL_SUPPORTED,
                                      algorithm_key=AlgorithmName.NO_QUANTIZE)
     try:
         with quiet():

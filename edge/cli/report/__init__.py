@@ -1,4 +1,5 @@
-"""``edge report``: one self-contained HTML page from ``edge profile`` results (schema ``edge.profile/1``).
+"""``edge report``: one self-contained HTML page from ``edge profile`` results (schema ``edge.profile/1``)
+and ``edge tune`` tables (``edge.tune/1``, drawn as their Pareto front of latency, memory and energy).
 
 The page holds a header per result file, one comparison table across every result, and three plots
 (latency distribution, p50 against threads, energy per inference) drawn as inline SVG: no scripts
@@ -21,10 +22,11 @@ from pathlib import Path
 from edge.core.errors import EdgeError, InputNotFoundError, UsageError
 from edge.cli.report import page
 from edge.device.profiler.result import SCHEMA
+from edge.device.tune.table import SCHEMA as TUNE_SCHEMA
 
 __all__ = ["SCHEMA", "load", "render_html", "write"]
 
-_HINT = "give a RESULT.json written by 'edge profile'"
+_HINT = "give a RESULT.json written by 'edge profile', or BUNDLE/tune/TARGET.json written by 'edge tune'"
 
 
 def load(path: str | Path) -> dict:
@@ -42,11 +44,13 @@ def load(path: str | Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path} is not a JSON file ({exc})", hint=_HINT) from exc
     schema = doc.get("schema") if isinstance(doc, dict) else None
-    if schema != SCHEMA:
+    if schema not in (SCHEMA, TUNE_SCHEMA):
         found = "has no 'schema' field" if schema is None else f"has schema {schema!r}"
-        raise UsageError(f"{path} is not an edge profile result: it {found}, expected {SCHEMA!r}", hint=_HINT)
-    if not isinstance(doc.get("results"), list) or not all(isinstance(r, dict) for r in doc["results"]):
-        raise UsageError(f"{path} is damaged: 'results' is not a list of objects", hint=_HINT)
+        raise UsageError(f"{path} is not an edge profile or tune result: it {found}, expected {SCHEMA!r} or "
+                         f"{TUNE_SCHEMA!r}", hint=_HINT)
+    key = "results" if schema == SCHEMA else "trials"
+    if not isinstance(doc.get(key), list) or not all(isinstance(r, dict) for r in doc[key]):
+        raise UsageError(f"{path} is damaged: '{key}' is not a list of objects", hint=_HINT)
     return doc
 
 

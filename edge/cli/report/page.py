@@ -51,11 +51,20 @@ def render(docs: list[dict], names: list[str]) -> str:
         '<h2 id="files">Result files</h2><div class="files">',
         *(_file(i, name, doc) for i, (name, doc) in enumerate(zip(names, docs), 1)),
         "</div>",
-        '<h2 id="comparison">Comparison</h2>', _table(docs, names, rows),
-        '<h2 id="latency-distribution">Latency distribution</h2>', _histograms(rows),
-        '<h2 id="latency-threads">Latency p50 against threads</h2>', _threads(rows),
-        '<h2 id="energy">Energy per inference</h2>', _energy_chart(rows),
     ]
+    profiles = [(doc, name) for doc, name in zip(docs, names) if "results" in doc]
+    if profiles or not docs:
+        body += [
+            '<h2 id="comparison">Comparison</h2>', _table([d for d, _ in profiles], [n for _, n in profiles], rows),
+            '<h2 id="latency-distribution">Latency distribution</h2>', _histograms(rows),
+            '<h2 id="latency-threads">Latency p50 against threads</h2>', _threads(rows),
+            '<h2 id="energy">Energy per inference</h2>', _energy_chart(rows),
+        ]
+    tunes = [(doc, name) for doc, name in zip(docs, names) if "trials" in doc]
+    if tunes:
+        from edge.cli.report.tune import section
+
+        body += ['<h2 id="tune">edge tune: the Pareto front</h2>', *(section(doc, name) for doc, name in tunes)]
     if any(r.get("generation") for _, _, r in rows):  # language models: per token, not per inference
         body += ['<h2 id="generation">Language models: time to first token and decode rate</h2>', _generation(rows)]
     return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

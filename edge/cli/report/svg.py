@@ -191,3 +191,35 @@ def bar_chart(bars: list[tuple[str, float, str]], *, unit: str, width: int = 720
     body.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{bottom}" stroke="{AXIS}"/>')
     body.append(_text((left + right) / 2, height - 4, unit, "middle", "axis"))
     return _svg(width, height, label, body)
+
+
+def scatter(points: list[tuple[float, float, str, str]], *, x_label: str, y_label: str, width: int = 720,
+            plot_height: int = 280, label: str = "scatter") -> str:
+    """Dots at (x, y), both axes from 0; ``points`` are (x, y, name, kind) where kind "front" draws a
+    filled dot joined to the others of the front, "chosen" a larger ringed one, anything else a hollow dot."""
+    x_hi = _round_up(max((x for x, _, _, _ in points), default=1.0))
+    y_hi = _round_up(max((y for _, y, _, _ in points), default=1.0))
+    left, right, top = 56, width - 16, 12
+    bottom = top + plot_height
+    height = bottom + 40
+    x_of = lambda v: left + v / x_hi * (right - left)
+    y_of = lambda v: bottom - v / y_hi * (bottom - top)
+    body: list[str] = []
+    _y_axis(body, top, bottom, left, right, 0, y_hi)
+    body.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="{AXIS}"/>')
+    for t in ticks(0, x_hi, 5):
+        body.append(_text(x_of(t), bottom + 14, tick(t), "middle", "tick"))
+    body.append(_text((left + right) / 2, bottom + 30, x_label, "middle", "axis"))
+    body.append(_text(14, (top + bottom) / 2, y_label, "middle", "axis",
+                      f' transform="rotate(-90 14 {(top + bottom) / 2:.1f})"'))
+    front = sorted((x, y) for x, y, _, kind in points if kind in ("front", "chosen"))
+    if len(front) > 1:
+        path = " ".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in front)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[1]}" stroke-width="1.5" stroke-dasharray="4 3"/>')
+    for x, y, name, kind in points:
+        title = f"<title>{escape(name)}: {number(x)}, {number(y)}</title>"
+        if kind == "chosen":
+            body.append(f'<circle cx="{x_of(x):.1f}" cy="{y_of(y):.1f}" r="7" fill="none" stroke="{PALETTE[2]}" stroke-width="2.5">{title}</circle>')
+        fill = PALETTE[1] if kind in ("front", "chosen") else "#fff"
+        body.append(f'<circle cx="{x_of(x):.1f}" cy="{y_of(y):.1f}" r="4" fill="{fill}" stroke="{PALETTE[1]}">{title}</circle>')
+    return _svg(width, height, label, body)

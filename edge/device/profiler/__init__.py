@@ -25,7 +25,7 @@ from typing import Any
 
 from edge.device.detect import MachineFacts
 from edge.core.errors import UsageError
-from edge.device.profiler.plan import Config, plan, read_source
+from edge.device.profiler.plan import Config, Source, plan, read_source
 from edge.device.profiler.result import (
     SCHEMA,
     ConfigResult,
@@ -39,7 +39,8 @@ from edge.device.profiler.result import (
     best_of,
 )
 
-__all__ = ["SCHEMA", "ProfileOptions", "ProfileResult", "default_output", "parse_threads", "profile"]
+__all__ = ["SCHEMA", "ProfileOptions", "ProfileResult", "default_output", "machine_of", "measure", "parse_threads",
+           "profile", "settings_of"]
 
 RUNS = 200
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ORT_NUM_THREADS")
@@ -89,7 +90,7 @@ def profile(path: str | Path, options: ProfileOptions = ProfileOptions()) -> Pro
 
     _check(options)
     facts = read_facts("/")
-    machine, meters = _machine(options, facts)
+    machine, meters = machine_of(options, facts)
     source = read_source(Path(path), options.artifacts, options.dims)
     configs = plan(source, options.runtime, options.threads, facts)
     results: list[ConfigResult] = []
@@ -97,15 +98,27 @@ def profile(path: str | Path, options: ProfileOptions = ProfileOptions()) -> Pro
     with tempfile.TemporaryDirectory(prefix="edge-profile-") as scratch:
         for index, config in enumerate(configs):
             _progress(options, index, len(configs), config.label)
-            request = _request(config, options, meters, Path(scratch) / f"{index}.json", source)
-            outcome = _spawn(request, options)
-            results.append(_result(config, outcome))
-            warnings += [guessed_axis(name) for name in outcome.get("guessed_axes", []) if guessed_axis(name) not in warnings]
+            result, guessed = measure(config, options, meters, source, Path(scratch) / f"{index}.json")
+            results.append(result)
+            warnings += [guessed_axis(name) for name in guessed if guessed_axis(name) not in warnings]
     _progress(options, len(configs), len(configs), "done")
-    settings = Settings(None if options.duration_s else (options.runs or RUNS), options.duration_s, options.warmup,
-                        _inputs_text(options, source), options.idle_s)
     return ProfileResult(datetime.now(timezone.utc).isoformat(timespec="seconds"), __version__,
-                         _command(path, options), machine, settings, results, best_of(results), warnings)
+                         _command(path, options), machine, settings_of(options, source), results, best_of(results),
+                         warnings)
+
+
+def measure(config: Config, options: ProfileOptions, meters: list[str], source: Source,
+            scratch: Path) -> tuple[ConfigResult, list[str]]:
+    """One configuration in a fresh process (its outcome passes through the file ``scratch``):
+    the result, and the input axes whose size was guessed."""
+    outcome = _spawn(_request(config, options, meters, scratch, source), options)
+    return _result(config, outcome), outcome.get("guessed_axes", [])
+
+
+def settings_of(options: ProfileOptions, source: Source) -> Settings:
+    """How each configuration was run: runs or duration, warm-up, inputs, idle baseline."""
+    return Settings(None if options.duration_s else (options.runs or RUNS), options.duration_s, options.warmup,
+                    _inputs_text(options, source), options.idle_s)
 
 
 def guessed_axis(name: str) -> str:
@@ -134,7 +147,7 @@ def _check(options: ProfileOptions) -> None:
             raise UsageError(f"unknown meter '{options.meter}'", hint=f"known: {', '.join(METERS)}")
 
 
-def _machine(options: ProfileOptions, facts: MachineFacts) -> tuple[Machine, list[str]]:
+def machine_of(options: ProfileOptions, facts: MachineFacts) -> tuple[Machine, list[str]]:
     """The machine record and the meters to try, from the detected or named target."""
     from edge.core import catalog
     from edge.device.detect import detect
@@ -150,12 +163,15 @@ def _machine(options: ProfileOptions, facts: MachineFacts) -> tuple[Machine, lis
 
 
 def _request(config: Config, options: ProfileOptions, meters: list[str], result: Path, source) -> dict[str, Any]:
+    from edge.core import schema
+
     sizes = source.sizes
     return {
         "dims": sizes, "generation": source.generation, "vocab": source.vocab,
         "prompt_tokens": options.prompt_tokens, "new_tokens": options.new_tokens,
         "artifact": str(config.candidate.path), "runtime": config.runtime, "threads": config.threads,
-        "affinity": config.affinity, "optimization": config.optimization, "specs": config.candidate.specs,
+        "affinity": config.affinity, "optimization": config.optimization, "knobs": schema.to_dict(config.knobs),
+        "specs": config.candidate.specs,
         "layouts": config.candidate.layouts, "input_file": str(options.input_file) if options.input_file else None,
         "seed": options.seed, "runs": None if options.duration_s else (options.runs or RUNS),
         "duration_s": options.duration_s, "warmup": options.warmup, "meters": meters, "idle_s": options.idle_s,

@@ -68,6 +68,8 @@ def _noop(arg: Any) -> None:
 
 
 def measure(request: dict[str, Any]) -> dict[str, Any]:
+    from edge.core import schema
+    from edge.core.catalog import Knobs
     from edge.device import thermal
     from edge.device.profiler import measures, stats
 
@@ -76,7 +78,9 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     runtime = _import_runtime(request["runtime"])
     rss_imports = measures.rss_mb()
     start = time.perf_counter_ns()
-    session = runtime.open(Path(request["artifact"]), threads=request["threads"], optimization=request["optimization"])
+    knobs = schema.load(Knobs, request.get("knobs") or {}, "the measuring request")
+    session = runtime.open(Path(request["artifact"]), threads=request["threads"], optimization=request["optimization"],
+                           knobs=knobs)
     init_ns = time.perf_counter_ns() - start
     rss_init = measures.rss_mb()
     if request.get("generation"):  # a language model: time to first token, then one call per token
@@ -106,7 +110,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "version": runtime.version(),
-        "settings": measures.runtime_settings(session, request["threads"]),
+        "settings": measures.runtime_settings(session, request["threads"], knobs.disabled_optimizers),
         "latency_ms": {"init": round(init_ns / 1e6, 6), "first": round(first / 1e6, 6), "warmup_count": request["warmup"],
                        **stats.summary(samples), "samples": stats.to_ms(samples)},
         "throughput_per_s": stats.throughput(samples),
@@ -193,7 +197,7 @@ class _Tokens:
 
         decode = stats.summary(self.decode_ns) if self.decode_ns else None
         return {"prompt_tokens": len(self.prompt), "new_tokens": self.new_tokens, "generations": len(self.ttft_ns),
-                "ttft_ms": stats.summary(self.ttft_ns), "decode_ms_per_token": decode,
+                "ttft_ms": stats.summary(self.ttft_ns) if self.ttft_ns else None, "decode_ms_per_token": decode,
                 "decode_tokens_per_s": stats.throughput(self.decode_ns),
                 "method": "greedy; the timed unit is one token: the first of each generation includes reading the "
                           "prompt (time to first token), the others are single-token decode steps"}

@@ -145,8 +145,9 @@ def thermal_record(before, after) -> dict[str, Any]:
     return {"before": start, "after": end, "flags": thermal.compare(before, after), "unavailable": unavailable}
 
 
-def runtime_settings(session: Any, threads: int) -> dict[str, Any]:
-    """The settings that change speed and memory, as the runtime reports them."""
+def runtime_settings(session: Any, threads: int, disabled: list[str] | None = None) -> dict[str, Any]:
+    """The settings that change speed and memory, as the runtime reports them (onnxruntime does not
+    report the optimizers it was told to leave out: ``disabled`` is what it was given)."""
     raw = getattr(session, "raw", None)
     if raw is not None and hasattr(raw, "get_session_options"):  # onnxruntime
         options = raw.get_session_options()
@@ -156,5 +157,9 @@ def runtime_settings(session: Any, threads: int) -> dict[str, Any]:
             spinning = True
         return {"arena": options.enable_cpu_mem_arena, "mem_pattern": options.enable_mem_pattern,
                 "intra_op_threads": options.intra_op_num_threads, "allow_spinning": spinning,
-                "graph_optimization": options.graph_optimization_level.name}
-    return {"num_threads": threads, "op_resolver": "the interpreter's default (XNNPACK delegate for the ops it supports)"}
+                "graph_optimization": options.graph_optimization_level.name, "disabled_optimizers": disabled}
+    options = getattr(session, "options", {})
+    resolver = options.get("experimental_op_resolver_type")
+    return {"num_threads": threads,
+            "op_resolver": resolver or "the interpreter's default (XNNPACK delegate for the ops it supports)",
+            "xnnpack_latest_features": bool(options.get("experimental_default_delegate_latest_features"))}

@@ -13,7 +13,7 @@ from typing import Any
 
 from edge.core.bundle import SUFFIXES, read_manifest, sha256_file
 from edge.core.bundle import verify as verify_artifact
-from edge.core.catalog import RuntimeSettings
+from edge.core.catalog import Knobs, RuntimeSettings
 from edge.device.detect import MachineFacts
 from edge.core.errors import InputNotFoundError, MissingDependencyError, UsageError
 from edge.device.model import pinned
@@ -43,6 +43,7 @@ class Config:
     affinity: list[int]
     affinity_label: str
     optimization: str = "all"
+    knobs: Knobs = field(default_factory=Knobs)
 
     @property
     def label(self) -> str:
@@ -165,7 +166,7 @@ def plan(source: Source, runtime: str | None, threads: int | str | None, facts: 
         for name in runtimes(candidate, runtime, settings.preference):
             for label, cpus in sets:
                 for count in thread_counts(threads, cpus, settings.threads):
-                    configs.append(Config(candidate, name, count, cpus, label, settings.graph_optimization))
+                    configs.append(Config(candidate, name, count, cpus, label, settings.graph_optimization, settings.knobs))
     if not configs:
         formats = sorted({c.info.format for c in source.candidates})
         raise UsageError(f"runtime {runtime} cannot run any artifact of {source.name} ({', '.join(formats)})",

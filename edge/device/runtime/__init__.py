@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.core.catalog import RUNTIMES
+from edge.core.catalog import RUNTIMES, Knobs
 from edge.core.errors import MissingDependencyError, UsageError
 from edge.core.specs import TensorSpec
 
@@ -55,7 +55,7 @@ class Backend(Protocol):
 
     def version(self) -> str: ...
 
-    def open(self, path: Path, threads: int = 0, optimization: str = "all") -> Session: ...
+    def open(self, path: Path, threads: int = 0, optimization: str = "all", knobs: Knobs | None = None) -> Session: ...
 
 
 def backend(name: str) -> Backend:

@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.core.errors import InvalidModelError, UsageError, first_line
+from edge.core.errors import InputsRefusedError, InvalidModelError, first_line
 from edge.core.specs import TensorSpec
 
 _QUANTIZED = (np.int8, np.uint8, np.int16)
 
 
 class InterpreterSession:
-    def __init__(self, interpreter, runtime: str) -> None:
+    def __init__(self, interpreter, runtime: str, options: dict | None = None) -> None:
         self._it = interpreter
+        self.options = options or {}  # the Interpreter's keyword arguments beyond the model and threads
         self._lock = threading.Lock()
         self._runtime = runtime
         signatures = interpreter.get_signature_list()
@@ -45,7 +46,7 @@ class InterpreterSession:
                 raw = self._runner(**stored) if self._runner is not None else self._invoke(stored)
                 return {d["name"]: _from_stored(d, raw[d["name"]]) for d in self._out}
             except (ValueError, RuntimeError) as exc:
-                raise UsageError(f"{self._runtime} refused the inputs: {first_line(exc)}") from exc
+                raise InputsRefusedError(f"{self._runtime} refused the inputs: {first_line(exc)}") from exc
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         resized = False
@@ -95,13 +96,14 @@ def _from_stored(detail: dict, value: np.ndarray) -> np.ndarray:
     return ((value.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
-def open_interpreter(interpreter_cls, path: Path, threads: int, runtime: str) -> InterpreterSession:
+def open_interpreter(interpreter_cls, path: Path, threads: int, runtime: str, **extra) -> InterpreterSession:
+    """``extra``: the Interpreter's own keyword arguments (op resolver, delegate features)."""
     try:
-        interpreter = interpreter_cls(model_path=str(path), num_threads=threads or None)
+        interpreter = interpreter_cls(model_path=str(path), num_threads=threads or None, **extra)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise InvalidModelError(f"{runtime} cannot load {Path(path).name}: {first_line(exc)}") from exc
-    return InterpreterSession(interpreter, runtime)
+    return InterpreterSession(interpreter, runtime, {k: getattr(v, "name", v) for k, v in extra.items()})
 
 
 def _spec(detail: dict) -> TensorSpec:

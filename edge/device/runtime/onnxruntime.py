@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.core.errors import InvalidModelError, UsageError, first_line
+from edge.core.catalog import Knobs
+from edge.core.errors import InputsRefusedError, InvalidModelError, first_line
 from edge.core.specs import TensorSpec
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
@@ -25,9 +26,9 @@ class OnnxruntimeSession:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            values = self.raw.run(self._outputs, feeds)
+            values = self.raw.run(self._outputs, feeds, _QUIET())
         except Exception as exc:  # onnxruntime raises InvalidArgument, Fail, RuntimeException...
-            raise UsageError(f"onnxruntime refused the inputs: {first_line(exc)}") from exc
+            raise InputsRefusedError(f"onnxruntime refused the inputs: {_reason(str(exc))}") from exc
         return dict(zip(self._outputs, values))
 
 
@@ -39,18 +40,45 @@ class OnnxruntimeBackend:
 
         return onnxruntime.__version__
 
-    def open(self, path: Path, threads: int = 0, optimization: str = "all") -> OnnxruntimeSession:
+    def open(self, path: Path, threads: int = 0, optimization: str = "all", knobs: Knobs | None = None) -> OnnxruntimeSession:
         import onnxruntime as ort
 
+        knobs = knobs or Knobs()
         options = ort.SessionOptions()
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimization])
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = knobs.arena
+        if not knobs.spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                           disabled_optimizers=list(knobs.disabled_optimizers) or None)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
             raise InvalidModelError(f"onnxruntime cannot load {Path(path).name}: {first_line(exc)}") from exc
         return OnnxruntimeSession(session)
+
+
+def _QUIET():
+    """Run options that keep onnxruntime from also logging a refused run on stderr (level 3
+    still lets a node inside an ``If`` log its error: only 4, fatal, keeps it quiet)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4
+    return options
+
+
+def _reason(text: str) -> str:
+    """onnxruntime's message, down to the innermost node that failed and what it said."""
+    import re
+
+    failed = re.findall(r"running (\w+) node\. Name:'([^']*)' Status Message: ", text)
+    if not failed:
+        return first_line(Exception(text))
+    op, name = failed[-1]
+    said = text.rsplit("Status Message: ", 1)[1]
+    return first_line(Exception(f"node '{name}' ({op}): {said}"))
 
 
 def _spec(value) -> TensorSpec:

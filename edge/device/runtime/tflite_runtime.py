@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.core.catalog import Knobs
 from edge.core.errors import MissingDependencyError
 from edge.device.runtime._tflite import InterpreterSession, open_interpreter
 
@@ -20,9 +21,11 @@ class TfliteRuntimeBackend:
 
         return version("tflite-runtime")
 
-    def open(self, path: Path, threads: int = 0, optimization: str = "all") -> InterpreterSession:
+    def open(self, path: Path, threads: int = 0, optimization: str = "all", knobs: Knobs | None = None) -> InterpreterSession:
         try:
-            from tflite_runtime.interpreter import Interpreter
+            from tflite_runtime.interpreter import Interpreter, OpResolverType
         except ImportError as exc:  # it imports, then fails inside, under numpy 2
             raise MissingDependencyError(f"tflite-runtime does not load here: {exc}", hint="pip install 'numpy<2'") from exc
-        return open_interpreter(Interpreter, path, threads, "tflite-runtime")
+        knobs = knobs or Knobs()  # 2.14 has no latest-features flag: xnnpack_latest is LiteRT's only
+        extra = {} if knobs.xnnpack else {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        return open_interpreter(Interpreter, path, threads, "tflite-runtime", **extra)
