@@ -12,7 +12,7 @@ OPTIMUM := .venv-optimum/.edge-installed
 LLAMACPP := .venv-llamacpp/.edge-installed
 GENAI    := .venv-genai/.edge-installed
 
-.PHONY: install demo test test-fast test-unprivileged test-arm64 bench clean
+.PHONY: install demo test test-fast test-unprivileged test-arm64 coverage bench clean
 
 install: $(STAMP)
 
@@ -63,7 +63,14 @@ $(SSHD):
 	@sh tests/debian-package.sh openssh-server "the remote-device tests"
 
 test: $(STAMP) $(CHROMIUM) $(SSHD)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not coverage"
+
+# One real export per architecture people bring (tests/coverage/cases.py), each artifact run through
+# edge.load; renders docs/coverage.md from the run. Slow: CI runs it as a lane of its own.
+coverage: $(STAMP)
+	rm -rf build/coverage
+	EDGE_COVERAGE_OUT=build/coverage $(BIN)/python -m pytest -m coverage tests/coverage
+	$(BIN)/python tests/coverage/table.py build/coverage docs/coverage.md
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

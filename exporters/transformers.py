@@ -26,24 +26,30 @@ from edge.core.specs import TensorSpec
 class Task:
     auto_class: str
     outputs: tuple[str, ...]
-    modality: str  # "text" or "image"
 
 
 TASKS = {
-    "feature-extraction": Task("AutoModel", ("last_hidden_state",), "text"),
-    "text-classification": Task("AutoModelForSequenceClassification", ("logits",), "text"),
-    "token-classification": Task("AutoModelForTokenClassification", ("logits",), "text"),
-    "fill-mask": Task("AutoModelForMaskedLM", ("logits",), "text"),
-    "question-answering": Task("AutoModelForQuestionAnswering", ("start_logits", "end_logits"), "text"),
-    "image-classification": Task("AutoModelForImageClassification", ("logits",), "image"),
+    "feature-extraction": Task("AutoModel", ("last_hidden_state",)),
+    "text-classification": Task("AutoModelForSequenceClassification", ("logits",)),
+    "token-classification": Task("AutoModelForTokenClassification", ("logits",)),
+    "fill-mask": Task("AutoModelForMaskedLM", ("logits",)),
+    "question-answering": Task("AutoModelForQuestionAnswering", ("start_logits", "end_logits")),
+    "image-classification": Task("AutoModelForImageClassification", ("logits",)),
+    "object-detection": Task("AutoModelForObjectDetection", ("logits", "pred_boxes")),
+    "semantic-segmentation": Task("AutoModelForSemanticSegmentation", ("logits",)),
+    "audio-classification": Task("AutoModelForAudioClassification", ("logits",)),
 }
-# Architecture-name suffix -> task, tried in order (``BertModel`` ends in ``Model``).
+# Architecture-name suffix -> task, tried in order (``BertModel`` ends in ``Model``). An audio
+# model's ``ForSequenceClassification`` (wav2vec2) classifies audio: the loaded class decides.
 _SUFFIXES = (
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
     ("ForMaskedLM", "fill-mask"),
     ("ForQuestionAnswering", "question-answering"),
     ("ForImageClassification", "image-classification"),
+    ("ForObjectDetection", "object-detection"),
+    ("ForSemanticSegmentation", "semantic-segmentation"),
+    ("ForAudioClassification", "audio-classification"),
     ("Model", "feature-extraction"),
 )
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -65,7 +71,7 @@ class TransformersExporter:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder must never reach for a hub
         torch = require("torch")
         transformers = require("transformers")
-        model = _load_model(transformers, task, folder)
+        model = _load_model(transformers, task, folder, config)
         specs = request.inputs or _input_specs(model, task, folder)
         names = request.output_names or list(task.outputs)
         wrapped = _wrap(model, [s.name for s in specs], names)
@@ -114,8 +120,11 @@ def infer_task(config: dict[str, Any], folder: Path) -> str:
     raise UsageError(f"cannot infer the task of {folder} from its config", hint=f"pass --task, one of {', '.join(TASKS)}")
 
 
-def _load_model(transformers: Any, task: Task, folder: Path) -> Any:
-    auto = getattr(transformers, task.auto_class)
+def _load_model(transformers: Any, task: Task, folder: Path, config: dict[str, Any]) -> Any:
+    """The class the config names when it has the task's head (the Auto classes map some
+    model types to none, or to a text head for an audio model), else the task's Auto class."""
+    named = [getattr(transformers, a, None) for a in config.get("architectures") or []]
+    auto = next((c for c in named if c is not None and _has_head(c.__name__, task)), getattr(transformers, task.auto_class))
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:
@@ -126,12 +135,30 @@ def _load_model(transformers: Any, task: Task, folder: Path) -> Any:
     return model.eval()
 
 
+def _has_head(class_name: str, task: Task) -> bool:
+    heads = [suffix for suffix, name in _SUFFIXES if TASKS[name] is task]
+    if task is TASKS["audio-classification"]:
+        heads.append("ForSequenceClassification")
+    return any(class_name.endswith(h) for h in heads)
+
+
 def _input_specs(model: Any, task: Task, folder: Path) -> list[TensorSpec]:
+    """What the model's main input is decides the signature (``main_input_name``)."""
     config = model.config
-    if task.modality == "image":
-        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+    main = getattr(model, "main_input_name", "input_ids")
+    if main == "pixel_values":
+        size = getattr(config, "image_size", None)
+        height, width = (size, size) if isinstance(size, int) else tuple(size) if size else ("height", "width")
         channels = getattr(config, "num_channels", 3)
-        return [TensorSpec("pixel_values", "float32", ("batch", channels, size, size), (-1.0, 1.0), "NCHW")]
+        return [TensorSpec("pixel_values", "float32", ("batch", channels, height, width), (-1.0, 1.0), "NCHW")]
+    if main == "input_features":  # Whisper's encoder: log-mel frames, as many as its positions allow
+        frames = 2 * config.max_source_positions
+        return [TensorSpec("input_features", "float32", ("batch", config.num_mel_bins, frames), (-1.0, 1.0))]
+    if main == "input_values" and isinstance(getattr(config, "max_length", None), int) and hasattr(config, "num_mel_bins"):
+        # a spectrogram transformer (AST): fixed frames x mel bins
+        return [TensorSpec("input_values", "float32", ("batch", config.max_length, config.num_mel_bins), (-1.0, 1.0))]
+    if main == "input_values":  # raw audio (wav2vec2, HuBERT): samples in -1..1
+        return [TensorSpec("input_values", "float32", ("batch", "samples"), (-1.0, 1.0))]
     names = _tokenizer_inputs(folder) or ["input_ids", "attention_mask"]
     forward = inspect.signature(model.forward).parameters
     if "token_type_ids" in forward and getattr(config, "type_vocab_size", 0) and "token_type_ids" not in names:

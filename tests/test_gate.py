@@ -200,3 +200,16 @@ def test_kind_from_task_and_outputs():
     assert kind_for(Gate(kind="generic"), None, logits) == "generic"
     assert kind_for(Gate(kind="embedding"), "text-classification", logits) == "embedding"
 
+
+
+@pytest.mark.parametrize("kind", ["classifier", "embedding", "generic"])
+def test_non_finite_outputs_fail_every_gate_and_the_report_stays_json(kind):
+    # a quantized DETR wrote inf and NaN logits (a full-int8 DIV): the gate must fail, by name,
+    # and the report must still serialise (the manifest refuses NaN)
+    cand = LOGITS.copy()
+    cand[3] = [np.inf, np.nan, 0.0]
+    report = evaluate(kind, _split(LOGITS), _split(cand), [{}] * 5, Gate())
+    assert not report.passed and report.failures == ["logits: 2 value(s) inf or NaN where fp32 is finite"]
+    assert report.worst_samples(1) == [3]
+    json.dumps(report.to_json(), allow_nan=False)
+    assert report.summary() == "non-finite outputs: logits (2 values)"

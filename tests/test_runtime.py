@@ -250,3 +250,13 @@ def test_ops_too_new_for_an_older_interpreter_are_refused_before_loading(tmp_pat
         edge.load(bundle, runtime="tflite-runtime")
     assert "tflite-runtime cannot run FULLY_CONNECTED v12, GATHER_ND v5" in exc.value.message
     assert edge.load(bundle).choice.runtime == "litert"  # LiteRT has no such limit
+
+
+def test_a_tflite_file_whose_input_length_is_open_loads_and_runs_at_the_length_fed():
+    # pyopen-wakeword's audio front end does not prepare at its placeholder length (XNNPACK and the
+    # built-in Conv both refuse it): the interpreter allocates at the first run's length instead
+    model = edge.load(_wakeword("melspectrogram.tflite"))
+    assert isinstance(model.inputs[0].shape[1], str)
+    for samples, frames in ((1280, 5), (1920, 9)):  # 80 and 120 ms of 16 kHz audio
+        out = model.run({"input": np.zeros((1, samples), np.float32)})["output"]
+        assert out.shape == (1, 1, frames, 32) and np.isfinite(out).all()

@@ -22,7 +22,7 @@ from edge.build import data, onnxfile, variants
 from edge.build import gate as gates
 from edge import exporters as registry
 from edge.core.bundle import Artifact, Manifest, SCHEMA_VERSION, sha256_file, staged, write_manifest
-from edge.core.errors import InputNotFoundError, OutputExistsError, ValidationError
+from edge.core.errors import InputNotFoundError, InputsRefusedError, OutputExistsError, UsageError, ValidationError
 from edge.exporters.base import Exported, ExportRequest
 from edge.device.runtime import backend
 from edge.core.specs import DimSizes, TensorSpec, guess_layout, parse_spec, text_length
@@ -79,13 +79,19 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
         exported = exporter.export(source, request)
         model = onnxfile.load_checked(exported.onnx_path)
         inputs, outputs = onnxfile.io_specs(model)
+        dims = _fixed_by_specs(dims, inputs, request.inputs)
         inputs = _with_ranges(inputs, exported.inputs)
         tokenizer = Path(source) if exported.source.get("kind") == "transformers" else None
         load = partial(_dataset, specs=inputs, dims=dims, tokenizer=tokenizer, preprocess=options.preprocess)
         validation = load(options.sample_inputs) or data.varied(inputs, dims, profile.validation.samples)
-        fp32, build = _simplified(model, exported, validation.samples, work, options.simplify, step)
-        step("validating in onnxruntime")
-        report = _validate(fp32, exported, validation, profile)
+        try:
+            fp32, build = _simplified(model, exported, validation.samples, work, options.simplify, step)
+            step("validating in onnxruntime")
+            report = _validate(fp32, exported, validation, profile)
+        except InputsRefusedError as exc:
+            if options.sample_inputs:
+                raise
+            raise _refused_random(exc, inputs) from exc
         if not report.passed and options.strict:
             name, worst = report.worst()
             raise ValidationError(
@@ -129,6 +135,42 @@ def _variants(wanted, profile, options, fp32, work, exported, inputs, outputs, d
                            explicit="tflite" in options.formats)
     variants.measure(target, profile, fp32, held_out, outcome, options.on_progress)
     return outcome
+
+
+def _fixed_by_specs(dims: DimSizes, graph_specs: list[TensorSpec], given: list[TensorSpec]) -> DimSizes:
+    """``dims`` plus the sizes ``--input`` fixes where the graph leaves an axis open (an ONNX
+    file's ``input[?,?]`` given as ``--input 'input:float32[1,512]'``): validation and the
+    TFLite file then use them, and the ONNX artifacts keep the axis open."""
+    by_name = {s.name: s for s in given}
+    sizes = dict(dims.given)
+    for spec in graph_specs:
+        declared = by_name.get(spec.name)
+        if declared is None or len(declared.shape) != len(spec.shape):
+            continue
+        for axis, (open_axis, size) in enumerate(zip(spec.shape, declared.shape)):
+            if isinstance(open_axis, str) and isinstance(size, int):
+                if sizes.setdefault(open_axis, size) != size:
+                    raise UsageError(f"--input {spec.name} sets axis {axis} ('{open_axis}') to {size}, "
+                                     f"which --dim or another input sets to {sizes[open_axis]}",
+                                     hint="give each axis one size")
+    return DimSizes(sizes)
+
+
+def _refused_random(exc: InputsRefusedError, inputs: list[TensorSpec]) -> UsageError:
+    """The error for a model that refuses random inputs (a value it checks, such as a sample
+    rate): what it said, and how to give inputs it takes."""
+    def spec(s: TensorSpec, shape=None) -> str:
+        return f"{s.name}:{s.dtype}[{','.join(map(str, shape or s.shape))}]"
+
+    scalar = next((s for s in inputs if not s.shape), inputs[0])
+    examples = [f"--input '{spec(scalar)}:LOW..HIGH'"] + [
+        f"--input '{spec(s, [d if isinstance(d, int) else 'N' for d in s.shape])}'"
+        for s in inputs[:2] if s is not scalar and any(isinstance(d, str) for d in s.shape)]
+    return UsageError(
+        f"the model refused the random inputs edge validates with ({', '.join(spec(s) for s in inputs)}): {exc.message}",
+        hint=f"give real inputs with --sample-inputs FILE.npz (one array per input), or the value ranges and sizes "
+             f"it takes with --input, e.g. {' '.join(examples)}",
+    )
 
 
 def _with_ranges(graph_specs: list[TensorSpec], declared: list[TensorSpec]) -> list[TensorSpec]:

@@ -42,6 +42,8 @@ class GateReport:
 
     def summary(self) -> str:
         m = self.metrics
+        if "non_finite" in m:
+            return "non-finite outputs: " + ", ".join(f"{k} ({v} values)" for k, v in m["non_finite"].items())
         if self.kind == "classifier":
             text = f"top-1 agreement {m['top1_agreement']:.2f} %"
             if "accuracy" in m:
@@ -73,11 +75,30 @@ def kind_for(gate: Gate, task: str | None, outputs: list[TensorSpec]) -> str:
 
 def evaluate(kind: str, reference: list[Outputs], candidate: list[Outputs], samples: list[dict[str, np.ndarray]],
              gate: Gate, labels: np.ndarray | None = None) -> GateReport:
+    broken = _non_finite(reference, candidate)
+    if broken:  # a quantized graph can overflow (a full-int8 DIV, a saturated exp): no metric means anything then
+        failures = [f"{name}: {count} value(s) inf or NaN where fp32 is finite" for name, count in broken.items()]
+        badness = [float(sum(int((~np.isfinite(np.asarray(v))).sum()) for v in c.values() if np.asarray(v).dtype.kind == "f"))
+                   for c in candidate]
+        return GateReport(kind, False, {"non_finite": broken}, {}, failures, badness)
     if kind == "classifier":
         return _classifier(reference, candidate, gate, labels)
     if kind == "embedding":
         return _embedding(reference, candidate, samples, gate)
     return _generic(reference, candidate, gate)
+
+
+def _non_finite(reference: list[Outputs], candidate: list[Outputs]) -> dict[str, int]:
+    """Per output, how many values are inf or NaN in the candidate where the reference is finite."""
+    found: dict[str, int] = {}
+    for ref, cand in zip(reference, candidate):
+        for name, value in cand.items():
+            value = np.asarray(value)
+            if value.dtype.kind == "f":
+                count = int((~np.isfinite(value) & np.isfinite(np.asarray(ref[name]))).sum())
+                if count:
+                    found[name] = found.get(name, 0) + count
+    return found
 
 
 def _first(outputs: list[Outputs]) -> np.ndarray:

@@ -20,7 +20,7 @@ from edge.build import quantize, repair, speed
 from edge.build import gate as gates
 from edge.core.catalog import Gate, Variant
 from edge.build.data import Dataset
-from edge.core.errors import ExportError, InvalidModelError, UsageError, ValidationError
+from edge.core.errors import ExportError, InputsRefusedError, InvalidModelError, UsageError, ValidationError
 from edge.device.runtime import backend
 
 log = logging.getLogger(__name__)
@@ -247,9 +247,10 @@ def build_all(todo: list[Variant], ctx: Context, strict: bool, outcome: Outcome,
                 outcome.skipped.append(skip(variant, f"not applicable: nothing to quantize (no weighted {layers.suffix} layer)"))
                 continue
             result = build(variant, ctx, layers)
-        except (ExportError, InvalidModelError) as exc:
-            # A quantizer or runtime defect (e.g. ai-edge-quantizer writing scales LiteRT refuses)
-            # is not the user's doing: the variant is left out, loudly, and the rest goes on.
+        except (ExportError, InvalidModelError, InputsRefusedError) as exc:
+            # A quantizer or runtime defect (e.g. ai-edge-quantizer writing scales LiteRT refuses, or
+            # a full-int8 DIV whose divisor rounds to zero: LiteRT then refuses to run the inputs the
+            # float model took) is not the user's doing: the variant is left out, loudly, and the rest goes on.
             outcome.skipped.append(skip(variant, f"could not be built: {exc.message}"))
             outcome.notes.append(f"variant '{variant.name}' could not be built: {exc.message}")
             continue

@@ -36,6 +36,8 @@ TOKENIZER = "tokenizer/tokenizer.json"
 GGUF_INT4 = ("from a GGUF file the int8 variant carries the file's own blocks over; a 4-bit one would round "
              "them again (+41 % perplexity on Gemma 3 270M) or need float zero points, which onnxruntime's CPU "
              "kernel runs about 50x slower (docs/llm.md)")
+ONNX_ONLY = ("language models are exported as ONNX only for now: a decoder with its KV cache needs LiteRT-LM's "
+             "own runtime and format, not a .tflite the interpreter runs (docs/llm.md)")
 SELF_TEXT_WARNING = ("no --eval-data: the variants are judged on the fp32 model's own greedy text, which it finds "
                      "easy; give a text file (one passage a line) to measure perplexity on real text")
 
@@ -44,8 +46,7 @@ def export(source: str, target: catalog.Target, profile: catalog.Profile, option
     step = options.on_progress
     wanted = variants.wanted(profile, options.variants, options.formats)
     if any(v.format != "onnx" for v in wanted if v.precision in catalog.WEIGHT_ONLY) or "tflite" in options.formats:
-        raise UsageError("language models are exported as ONNX only for now (LiteRT: docs/llm.md)",
-                         hint="leave --format out, or --format onnx")
+        raise UsageError(ONNX_ONLY, hint="leave --format out, or --format onnx")
     step(f"loading {source} (transformers)")
     lm = load(source)
     with tempfile.TemporaryDirectory(prefix="edge-llm-") as tmp:
@@ -133,8 +134,12 @@ def _variants(wanted, profile, options, fp32: Path, work: Path, lm: CausalLM, ge
     outcome = variants.Outcome()
     reference = variants.reference_variant(profile)
     todo = [v for v in wanted if v != reference and v.precision in catalog.WEIGHT_ONLY]
+    tflite = [v for v in wanted if v.format == "tflite"]
     outcome.skipped += [variants.skip(v, "not applicable: a language model gets weight-only int8/int4 variants")
-                        for v in wanted if v != reference and v not in todo]
+                        for v in wanted if v != reference and v not in todo and v not in tflite]
+    if tflite:  # the profile lists TFLite variants for other models: say once why this one has none
+        outcome.skipped += [variants.skip(v, ONNX_ONLY) for v in tflite]
+        outcome.notes.append(f"no TFLite artifacts: {ONNX_ONLY}")
     if lm.gguf is not None:  # its weights are already 4-5 bit blocks: rounding them again to 4 bits loses too much
         regrid = [v for v in todo if v.precision == "int4-weights"]
         todo = [v for v in todo if v not in regrid]

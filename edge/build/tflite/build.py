@@ -195,7 +195,7 @@ def convert(exported: Exported, ctx: variants.Context, inputs: list[TensorSpec],
         from edge.build.tflite.onnx_torch import to_torch
 
         ctx.on_progress("converting the ONNX graph to torch (onnx2torch)")
-        module, how = to_torch(exported.onnx_path), "onnx2torch + litert-torch"
+        module, how = to_torch(exported.onnx_path, {s.name: s.shape for s in fixed}), "onnx2torch + litert-torch"
     ctx.on_progress(f"converting to TFLite ({how})")
     path = ctx.workdir / "fp32.tflite"
     own = tflite.convert(module, fixed, names, path)

@@ -1,29 +1,37 @@
 """ONNX -> torch module through onnx2torch, so an existing ONNX file can become TFLite with
 litert-torch like any PyTorch model (no TensorFlow, no onnx2tf environment; see
-docs/tflite.md). Three things onnx2torch's output needs first, each found on a real model
-(PP-OCR's text detector):
+docs/tflite.md). What onnx2torch's output needs first, each found on a real model:
 
 - onnx2torch imports torchvision for its NMS and RoIAlign converters, and PyPI's torchvision
   is a CUDA build that cannot load beside the CPU torch: a stand-in module is used when the
   real one does not import (a model with those ops then fails, naming them).
 - weights held in ``Constant`` nodes (Paddle's exporter) become initializers, which is where
   onnx2torch's Conv converter looks for them.
-- ``Resize`` with constant scales or sizes becomes a static ``F.interpolate``: onnx2torch's
-  module calls ``.tolist()`` on them at run time, which torch.export cannot trace.
+- a graph that computes shapes from its input's size (a YOLOv8 head: Shape -> Gather -> Range,
+  Resize to computed sizes) is folded at the one shape the TFLite file will have
+  (``fold_shapes``), and the modules that read constant tensors at run time are made static
+  (``onnx_static``): torch.export stops on both as "data-dependent".
+- converters onnx2torch lacks: LSTM (``onnx_rnn``; the Silero voice-activity detector), and
+  Split-18 / Resize-18 (opset 18, Ultralytics' default), which its opset-13 converters serve.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import types
 from pathlib import Path
 from typing import Any
 
+from edge.build.tflite import onnx_rnn, onnx_static
 from edge.core.errors import MissingDependencyError, UnsupportedOpError, require, first_line
 
+log = logging.getLogger(__name__)
 
-def to_torch(path: Path) -> Any:
-    """The ONNX file at ``path`` as a torch.fx GraphModule taking its inputs positionally."""
+
+def to_torch(path: Path, sizes: dict[str, tuple[int, ...]] | None = None) -> Any:
+    """The ONNX file at ``path`` as a torch.fx GraphModule taking its inputs positionally;
+    ``sizes`` (input name -> fixed shape) folds every shape computation at those sizes first."""
     onnx = require("onnx")
     torch = require("torch")
     standin = _torchvision_standin()
@@ -37,14 +45,19 @@ def to_torch(path: Path) -> Any:
         if standin:  # onnx2torch holds it now; others (transformers) must not find a torchvision
             for name in ("torchvision", "torchvision.ops"):
                 sys.modules.pop(name, None)
-    model = _constants_to_initializers(onnx.load(str(path)))
+    _opset_18()
+    onnx_rnn.register()
+    model = onnx.load(str(path))
+    if sizes:
+        model = fold_shapes(model, sizes)
+    model = _constants_to_initializers(model)
     try:
         module = onnx2torch.convert(model)
     except NotImplementedError as exc:  # onnx2torch: "Converter is not implemented (OperationDescription(...))"
         raise UnsupportedOpError(f"onnx2torch cannot convert {_op_of(str(exc))} to torch, so no TFLite artifact",
                                  hint="use the ONNX artifact instead (--format onnx)") from exc
     with torch.no_grad():
-        return _static_resize(module.eval())
+        return onnx_static.made_static(module.eval())
 
 
 def _op_of(text: str) -> str:
@@ -93,49 +106,50 @@ def _constants_to_initializers(model: Any) -> Any:
     return model
 
 
-def _static_resize(module: Any) -> Any:
-    torch = require("torch")
-    from onnx2torch.node_converters.resize import OnnxResize, OnnxResizeV10, _onnx_mode_to_torch_mode
+def fold_shapes(model: Any, sizes: dict[str, tuple[int, ...]]) -> Any:
+    """A copy of ``model`` with its inputs fixed at ``sizes`` and every shape computation folded
+    to constants by onnxslim (which also drops the Identity nodes that alias shared weights, where
+    onnx2torch's Conv converter does not look for a bias)."""
+    onnx = require("onnx")
+    import onnxslim
 
-    class StaticResize(torch.nn.Module):
-        def __init__(self, mode: str, align_corners: bool | None, scales, sizes) -> None:
-            super().__init__()
-            self.mode, self.align_corners, self.scales, self.sizes = mode, align_corners, scales, sizes
-
-        def forward(self, x):
-            return torch.nn.functional.interpolate(x, size=self.sizes, scale_factor=self.scales, mode=self.mode,
-                                                   align_corners=self.align_corners)
-
-    for node in list(module.graph.nodes):
-        if node.op != "call_module":
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    weights = {t.name for t in out.graph.initializer}
+    for value in out.graph.input:
+        if value.name in weights or value.name not in sizes:
             continue
-        sub = module.get_submodule(node.target)
-        if isinstance(sub, OnnxResizeV10):
-            inner, scales, sizes = sub._resize, node.args[1], None
-        elif isinstance(sub, OnnxResize):
-            args = list(node.args) + [None] * 4
-            inner, scales, sizes = sub, args[2], args[3]
-        else:
-            continue
-        scales, sizes = _constant(module, scales), _constant(module, sizes)
-        if scales is None and sizes is None:
-            continue  # computed at run time: leave it, litert-torch will say if it cannot follow
-        factor = scales.tolist()[2:] if scales is not None and scales.numel() else None
-        size = [int(v) for v in sizes.tolist()[2:]] if sizes is not None and sizes.numel() else None
-        mode = _onnx_mode_to_torch_mode(inner.onnx_mode, 2)
-        align = inner.align_corners if mode not in ("nearest", "area") else None
-        module.add_submodule(node.target, StaticResize(mode, align, factor, size))
-        node.args, node.kwargs = (node.args[0],), {}
-    module.graph.eliminate_dead_code()
-    module.recompile()
-    return module
+        for dim, size in zip(value.type.tensor_type.shape.dim, sizes[value.name]):
+            dim.dim_value = int(size)  # replaces dim_param
+    del out.graph.value_info[:]  # symbolic shapes inferred before: stale now
+    try:
+        return onnxslim.slim(out)
+    except Exception as exc:  # onnxslim failing is not the user's problem: convert the graph as it is
+        log.warning("folding shapes with onnxslim failed, converting the graph unfolded: %s", first_line(exc))
+        return out
 
 
-def _constant(module: Any, node: Any):
-    """The tensor behind an fx node that reads a module attribute, else None."""
-    if node is None or getattr(node, "op", None) != "get_attr":
-        return None
-    value = module
-    for part in node.target.split("."):
-        value = getattr(value, part)
-    return value.detach()
+def _opset_18() -> None:
+    """onnx2torch 1.5.15 has no converters for Split-18 and Resize-18/19 (opset 18 is the default
+    of recent exporters, Ultralytics' among them), and onnx's version converter has no adapter
+    down from Split-18. Split-18 only added ``num_outputs``, which onnx2torch's Split-13 module
+    takes from the node's outputs; Resize-18 added attributes that are off by default. So the
+    opset-13 converters serve, for nodes that leave the new attributes at their defaults."""
+    from onnx2torch.node_converters.registry import OperationDescription, _CONVERTER_REGISTRY, add_converter
+
+    def same_as_13(op: str, new_attributes: tuple[str, ...]):
+        older = _CONVERTER_REGISTRY[OperationDescription(domain="", operation_type=op, version=13)]
+
+        def convert(node, graph):
+            used = [a for a in new_attributes if node.attributes.get(a, "stretch") not in (0, "stretch")]
+            if used:
+                raise NotImplementedError(f"Converter is not implemented (operation_type='{op}', version=18 with {used})")
+            return older(node, graph)
+
+        return convert
+
+    for op, new_attributes, versions in (("Split", (), (18,)),
+                                         ("Resize", ("antialias", "axes", "keep_aspect_ratio_policy"), (18, 19))):
+        for version in versions:
+            if OperationDescription(domain="", operation_type=op, version=version) not in _CONVERTER_REGISTRY:
+                add_converter(operation_type=op, version=version)(same_as_13(op, new_attributes))

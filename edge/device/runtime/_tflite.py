@@ -100,9 +100,15 @@ def open_interpreter(interpreter_cls, path: Path, threads: int, runtime: str, **
     """``extra``: the Interpreter's own keyword arguments (op resolver, delegate features)."""
     try:
         interpreter = interpreter_cls(model_path=str(path), num_threads=threads or None, **extra)
-        interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise InvalidModelError(f"{runtime} cannot load {Path(path).name}: {first_line(exc)}") from exc
+    try:
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        # An input of open length (an audio front end's samples) may not prepare at the file's
+        # placeholder size: the first run resizes it to what it is fed, and allocates then.
+        if not any(-1 in list(d.get("shape_signature", [])) for d in interpreter.get_input_details()):
+            raise InvalidModelError(f"{runtime} cannot load {Path(path).name}: {first_line(exc)}") from exc
     return InterpreterSession(interpreter, runtime, {k: getattr(v, "name", v) for k, v in extra.items()})
 
 
