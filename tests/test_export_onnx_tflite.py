@@ -75,7 +75,7 @@ def test_the_silero_lstm_becomes_tflite_and_matches_onnxruntime(edge_cli, tmp_pa
 
 def test_a_model_that_refuses_random_inputs_gets_a_hint_naming_sample_inputs_and_input(tmp_path):
     # in a process of its own: onnxruntime logs from C++ to the real stderr, which CliRunner does not see
-    result = subprocess.run([str(Path(sys.executable).with_name("edge")), "export", _silero("silero_vad.onnx"),
+    result = subprocess.run([sys.executable, "-m", "edge", "export", _silero("silero_vad.onnx"),
                              "-t", TARGET, "-o", tmp_path / "vad", "--format", "onnx"], capture_output=True, text=True)
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr and "onnxruntime:" not in result.stderr  # nor onnxruntime's own log
