@@ -34,11 +34,9 @@ def _static_resize(module: Any) -> Any:
     for node in _modules_of(module, (OnnxResize, OnnxResizeV10)):
         sub = module.get_submodule(node.target)
         if isinstance(sub, OnnxResizeV10):
-            inner, scales, sizes = sub._resize, node.kwargs.get("scales", (list(node.args) + [None] * 2)[1]), None
-        elif isinstance(sub, OnnxResize):
-            # onnx2torch passes the inputs after a skipped one (roi='') as keywords
-            args = list(node.args) + [None] * 4
-            inner, scales, sizes = sub, node.kwargs.get("scales", args[2]), node.kwargs.get("sizes", args[3])
+            inner, scales, sizes = sub._resize, _arg(node, 1, "scales"), None
+        else:
+            inner, scales, sizes = sub, _arg(node, 2, "scales"), _arg(node, 3, "sizes")
         scales, sizes = _constant(module, scales), _constant(module, sizes)
         if scales is None and sizes is None:
             continue  # computed at run time: leave it, litert-torch will say if it cannot follow
@@ -48,16 +46,6 @@ def _static_resize(module: Any) -> Any:
         align = inner.align_corners if mode not in ("nearest", "area") else None
         _replace(module, node, StaticResize(mode, align, factor, size))
     return _recompiled(module)
-
-
-def _constant(module: Any, node: Any):
-    """The tensor behind an fx node that reads a module attribute, else None."""
-    if node is None or getattr(node, "op", None) != "get_attr":
-        return None
-    value = module
-    for part in node.target.split("."):
-        value = getattr(value, part)
-    return value.detach()
 
 
 def _static_reshape(module: Any) -> Any:
@@ -76,7 +64,7 @@ def _static_reshape(module: Any) -> Any:
             return torch.reshape(x, [x.shape[i] if d == 0 else d for i, d in enumerate(self.shape)])
 
     for node in _modules_of(module, OnnxReshape):
-        shape = _constant(module, node.args[1] if len(node.args) > 1 else node.kwargs.get("shape"))
+        shape = _constant(module, _arg(node, 1, "shape"))
         if shape is not None:
             _replace(module, node, StaticReshape([int(v) for v in shape.tolist()]))
     return _recompiled(module)
@@ -98,7 +86,7 @@ def _static_slice_split(module: Any) -> Any:
             values = {k: [int(x) for x in t.reshape(-1).tolist()] for k, t in found.items()}
             _replace(module, node, _StaticSlice(values["starts"], values["ends"], values.get("axes"), values.get("steps")))
         else:
-            split = _constant(module, node.args[1] if len(node.args) > 1 else node.kwargs.get("split"))
+            split = _constant(module, _arg(node, 1, "split"))
             if split is not None:
                 _replace(module, node, OnnxSplit(sub.num_splits, sub.axis, [int(v) for v in split.tolist()]))
     return _recompiled(module)
@@ -108,13 +96,12 @@ def _static_pad(module: Any) -> Any:
     """``Pad`` with constant pads (opset 11+ takes them as an input) becomes ``F.pad`` with a fixed
     list: onnx2torch's module turns the pads tensor into a Python set, which torch.export cannot."""
     torch = require("torch")
-    from onnx2torch.node_converters.pad import OnnxPadDynamic
+    from onnx2torch.node_converters.pad import OnnxPadDynamic, _onnx_padding_to_torch
 
     class StaticPad(torch.nn.Module):
         def __init__(self, pads: list[int], mode: str, value: float) -> None:
             super().__init__()
-            half = len(pads) // 2
-            torch_pads = [p for pair in zip(pads[:half][::-1], pads[half:][::-1]) for p in pair]  # last axis first
+            torch_pads = _onnx_padding_to_torch(pads)  # last axis first
             while len(torch_pads) > 2 and torch_pads[-2:] == [0, 0]:  # untouched outer axes: torch's reflect
                 torch_pads = torch_pads[:-2]                              # and replicate pad inner axes only
             self.pads, self.mode, self.value = torch_pads, mode, value
@@ -125,8 +112,7 @@ def _static_pad(module: Any) -> Any:
             return torch.nn.functional.pad(x, self.pads, mode=self.mode)
 
     for node in _modules_of(module, OnnxPadDynamic):
-        pads = _constant(module, node.args[1] if len(node.args) > 1 else node.kwargs.get("pads"))
-        given = node.args[2] if len(node.args) > 2 else node.kwargs.get("constant_value")
+        pads, given = _constant(module, _arg(node, 1, "pads")), _arg(node, 2, "constant_value")
         value = _constant(module, given)
         if pads is None or (given is not None and value is None):
             continue
@@ -156,28 +142,13 @@ def _StaticSlice(starts: list[int], ends: list[int], axes: list[int] | None, ste
     return StaticSlice()
 
 
-def _modules_of(module: Any, kinds) -> list[Any]:
-    return [n for n in list(module.graph.nodes) if n.op == "call_module" and isinstance(module.get_submodule(n.target), kinds)]
-
-
-def _replace(module: Any, node: Any, new: Any) -> None:
-    module.add_submodule(node.target, new)
-    node.args, node.kwargs = (node.args[0],), {}
-
-
-def _recompiled(module: Any) -> Any:
-    module.graph.eliminate_dead_code()
-    module.recompile()
-    return module
-
-
 def _static_axes(module: Any) -> Any:
     """``Squeeze`` and ``Unsqueeze`` with constant axes (opset 13+ takes them as an input)."""
     from onnx2torch.node_converters.squeeze import OnnxSqueezeDynamicAxes, OnnxSqueezeStaticAxes
     from onnx2torch.node_converters.unsqueeze import OnnxUnsqueezeDynamicAxes, OnnxUnsqueezeStaticAxes
 
     for node in _modules_of(module, (OnnxSqueezeDynamicAxes, OnnxUnsqueezeDynamicAxes)):
-        given = node.args[1] if len(node.args) > 1 else node.kwargs.get("axes")
+        given = _arg(node, 1, "axes")
         axes = _constant(module, given)
         if given is not None and axes is None:
             continue
@@ -185,8 +156,6 @@ def _static_axes(module: Any) -> Any:
         squeeze = isinstance(module.get_submodule(node.target), OnnxSqueezeDynamicAxes)
         _replace(module, node, OnnxSqueezeStaticAxes(listed or None) if squeeze else OnnxUnsqueezeStaticAxes(listed))
     return _recompiled(module)
-
-
 
 
 def _static_gather(module: Any) -> Any:
@@ -204,7 +173,38 @@ def _static_gather(module: Any) -> Any:
             return torch.select(x, self.axis, self.index)
 
     for node in _modules_of(module, OnnxGather):
-        index = _constant(module, node.args[1] if len(node.args) > 1 else node.kwargs.get("indices"))
+        index = _constant(module, _arg(node, 1, "indices"))
         if index is not None and index.dim() == 0:
             _replace(module, node, Select(module.get_submodule(node.target)._axis, int(index)))
     return _recompiled(module)
+
+
+def _constant(module: Any, node: Any):
+    """The tensor behind an fx node that reads a module attribute, else None."""
+    if node is None or getattr(node, "op", None) != "get_attr":
+        return None
+    value = module
+    for part in node.target.split("."):
+        value = getattr(value, part)
+    return value.detach()
+
+
+def _arg(node: Any, index: int, name: str) -> Any:
+    """An fx node's input at ``index``, or by ``name``: onnx2torch passes the inputs after a
+    skipped one (Resize's ``roi=''``) as keywords."""
+    return node.args[index] if len(node.args) > index else node.kwargs.get(name)
+
+
+def _modules_of(module: Any, kinds) -> list[Any]:
+    return [n for n in list(module.graph.nodes) if n.op == "call_module" and isinstance(module.get_submodule(n.target), kinds)]
+
+
+def _replace(module: Any, node: Any, new: Any) -> None:
+    module.add_submodule(node.target, new)
+    node.args, node.kwargs = (node.args[0],), {}
+
+
+def _recompiled(module: Any) -> Any:
+    module.graph.eliminate_dead_code()
+    module.recompile()
+    return module

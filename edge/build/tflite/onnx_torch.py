@@ -111,7 +111,7 @@ def fold_shapes(model: Any, sizes: dict[str, tuple[int, ...]]) -> Any:
     to constants by onnxslim (which also drops the Identity nodes that alias shared weights, where
     onnx2torch's Conv converter does not look for a bias)."""
     onnx = require("onnx")
-    import onnxslim
+    from edge.build import onnxfile
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -123,7 +123,7 @@ def fold_shapes(model: Any, sizes: dict[str, tuple[int, ...]]) -> Any:
             dim.dim_value = int(size)  # replaces dim_param
     del out.graph.value_info[:]  # symbolic shapes inferred before: stale now
     try:
-        return onnxslim.slim(out)
+        return onnxfile.simplify(out)
     except Exception as exc:  # onnxslim failing is not the user's problem: convert the graph as it is
         log.warning("folding shapes with onnxslim failed, converting the graph unfolded: %s", first_line(exc))
         return out
